@@ -1,0 +1,64 @@
+"""The registry of normalizers: provider/format -> normalizer, and format detection by header.
+
+Pipelines never branch on provider; they look the normalizer up here. A provider module
+registers itself by being listed in `_MODULES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+
+from costflow.errors import ConfigError
+from costflow.transforms.contract import Normalizer
+
+# Modules that define and register normalizers (imported lazily on first use).
+_MODULES = ("costflow.transforms.aws_cur",)
+_REGISTRY: dict[str, Normalizer] = {}
+
+
+def register(normalizer: Normalizer) -> Normalizer:
+    if normalizer.source_format in _REGISTRY:
+        raise ValueError(f"normalizer {normalizer.source_format} registered twice")
+    _REGISTRY[normalizer.source_format] = normalizer
+    return normalizer
+
+
+def _load() -> dict[str, Normalizer]:
+    for module in _MODULES:
+        importlib.import_module(module)
+    return _REGISTRY
+
+
+def get(source_format: str) -> Normalizer:
+    registry = _load()
+    try:
+        return registry[source_format]
+    except KeyError:
+        raise ConfigError(
+            f"Unknown source format {source_format!r}. Known formats: "
+            f"{', '.join(sorted(registry))}."
+        ) from None
+
+
+def formats(provider: str | None = None) -> list[str]:
+    return sorted(f for f, n in _load().items() if provider in (None, n.provider))
+
+
+def detect(columns: Sequence[str], provider: str | None, uri: str) -> Normalizer:
+    """The normalizer whose format matches a file's header, optionally within one provider."""
+    from costflow.errors import SourceError
+
+    matches = [n for n in _load().values()
+               if provider in (None, n.provider) and n.detect(columns)]
+    if len(matches) == 1:
+        return matches[0]
+    shown = ", ".join(list(columns)[:6]) + (", ..." if len(columns) > 6 else "")
+    if not matches:
+        known = ", ".join(formats(provider)) or "none"
+        raise SourceError(
+            uri, f"the header ({shown}) matches no known {provider or ''} export format.".replace("  ", " "),
+            expected=f"one of: {known} (or force one with --format)")
+    raise SourceError(uri, f"the header matches several formats: "
+                      f"{', '.join(n.source_format for n in matches)}.",
+                      expected="a single format; force one with --format")
