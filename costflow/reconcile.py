@@ -89,7 +89,8 @@ class SliceCheck:
         return (
             f"slice {self.key}: source basis {e.source_basis} vs warehouse BilledCost "
             f"{self.warehouse_billed_cost} + dead-lettered {self.warehouse_dead_cost} "
-            f"(difference {e.source_basis - self.warehouse_billed_cost - self.warehouse_dead_cost}); "
+            f"(difference {e.source_basis - self.warehouse_billed_cost - self.warehouse_dead_cost}"
+            "); "
             f"rows loaded {self.warehouse_rows}/{e.rows_loaded}, "
             f"dead-lettered {self.warehouse_dead_rows}/{e.rows_dead_lettered}"
         )

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class LogicalType(str, Enum):
+class LogicalType(StrEnum):
     """Logical column types. Money and quantities are exact decimals, never float."""
 
     STRING = "String"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from costflow.schemas.columns import Column, LogicalType, TableSpec
 
-S, D, T, J, I = (
+S, D, T, J, INT = (
     LogicalType.STRING,
     LogicalType.DECIMAL,
     LogicalType.TIMESTAMP,
@@ -150,7 +150,7 @@ LINEAGE_COLUMNS: tuple[Column, ...] = (
     _x("x_SourceProvider", S, False, "Provider the row came from: aws, gcp, azure or kubernetes. With BillingAccountId and BillingPeriodStart it keys the slice a load replaces."),
     _x("x_SourceFormat", S, False, "Source export format, e.g. aws_cur_legacy_csv."),
     _x("x_SourceUri", S, False, "URI of the source file or API the row was read from."),
-    _x("x_SourceRowNumber", I, False, "1-based data row number within x_SourceUri (header excluded)."),
+    _x("x_SourceRowNumber", INT, False, "1-based data row number within x_SourceUri (header excluded)."),
     _x("x_RunId", S, False, "ID of the ingest run that loaded the row (see load_runs)."),
     _x("x_IngestedAt", T, False, "When the run that loaded the row started (UTC)."),
 )

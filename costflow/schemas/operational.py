@@ -10,7 +10,7 @@ from __future__ import annotations
 from costflow.schemas.columns import Column, LogicalType, TableSpec
 from costflow.schemas.focus import LINEAGE_COLUMNS
 
-S, D, T, J, I = (
+S, D, T, J, INT = (
     LogicalType.STRING,
     LogicalType.DECIMAL,
     LogicalType.TIMESTAMP,
@@ -53,9 +53,9 @@ LOAD_RUNS = TableSpec(
         _c("sources", J, False, "JSON array of {uri, size_bytes, sha256, format} (or manifest ids) read by the run."),
         _c("started_at", T, False, "When the run started (UTC)."),
         _c("finished_at", T, True, "When the run finished (UTC)."),
-        _c("rows_read", I, True, "Source rows read."),
-        _c("rows_loaded", I, True, "Rows committed to cost_line_items."),
-        _c("rows_dead_lettered", I, True, "Rows committed to dead_letters."),
+        _c("rows_read", INT, True, "Source rows read."),
+        _c("rows_loaded", INT, True, "Rows committed to cost_line_items."),
+        _c("rows_dead_lettered", INT, True, "Rows committed to dead_letters."),
         _c("source_basis_total", D, True, "Sum of the source's invoice-basis cost over all rows read."),
         _c("billed_cost_total", D, True, "Sum of BilledCost over rows loaded."),
         _c("dead_lettered_cost_total", D, True, "Sum of SourceCost over rows dead-lettered."),
@@ -72,9 +72,9 @@ LOAD_SLICES = TableSpec(
         _c("x_SourceProvider", S, False, "Slice key: provider."),
         _c("BillingAccountId", S, False, "Slice key: billing account."),
         _c("BillingPeriodStart", T, False, "Slice key: billing period start (UTC)."),
-        _c("rows_read", I, False, "Source rows of this slice."),
-        _c("rows_loaded", I, False, "Rows loaded into cost_line_items."),
-        _c("rows_dead_lettered", I, False, "Rows sent to dead_letters."),
+        _c("rows_read", INT, False, "Source rows of this slice."),
+        _c("rows_loaded", INT, False, "Rows loaded into cost_line_items."),
+        _c("rows_dead_lettered", INT, False, "Rows sent to dead_letters."),
         _c("source_basis", D, False, "Sum of the source's invoice-basis cost for the slice."),
         _c("loaded_billed_cost", D, False, "SUM(BilledCost) of the slice as stored in the warehouse."),
         _c("dead_lettered_cost", D, False, "Sum of SourceCost of the slice's dead letters."),

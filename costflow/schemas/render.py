@@ -24,7 +24,8 @@ from costflow.schemas.operational import OPERATIONAL_TABLES
 
 DATASET = "cost_analytics"
 ALL_TABLES: tuple[TableSpec, ...] = (COST_LINE_ITEMS, *OPERATIONAL_TABLES)
-# Versioned read views, as the finops-toolkit does (Costs_v1_2): a spec upgrade never breaks readers.
+# Versioned read views, as the finops-toolkit does (Costs_v1_2): a spec upgrade never breaks
+# readers.
 FOCUS_VIEWS = {"focus_v1_2": "1.2", "focus_v1_3": "1.3"}
 
 # Type mapping per target, as data. JSON stays JSON text in Parquet/Arrow (pyarrow's json
@@ -170,7 +171,8 @@ def docs_markdown() -> str:
         lines.append("")
     lines += ["## Views", ""]
     for view, version in FOCUS_VIEWS.items():
-        lines.append(f"- `{view}`: exactly the {len(focus_columns(version))} FOCUS {version} columns.")
+        count = len(focus_columns(version))
+        lines.append(f"- `{view}`: exactly the {count} FOCUS {version} columns.")
     return "\n".join(lines) + "\n"
 
 

@@ -56,9 +56,9 @@ def detect(columns: Sequence[str], provider: str | None, uri: str) -> Normalizer
     shown = ", ".join(list(columns)[:6]) + (", ..." if len(columns) > 6 else "")
     if not matches:
         known = ", ".join(formats(provider)) or "none"
-        raise SourceError(
-            uri, f"the header ({shown}) matches no known {provider or ''} export format.".replace("  ", " "),
-            expected=f"one of: {known} (or force one with --format)")
+        which = f"known {provider} export format" if provider else "known export format"
+        raise SourceError(uri, f"the header ({shown}) matches no {which}.",
+                          expected=f"one of: {known} (or force one with --format)")
     raise SourceError(uri, f"the header matches several formats: "
                       f"{', '.join(n.source_format for n in matches)}.",
                       expected="a single format; force one with --format")

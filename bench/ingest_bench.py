@@ -1,0 +1,285 @@
+"""How fast is costflow's ingest, measured against the DuckDB single-statement bar?
+
+Why: ``../shared/reference/engineering_notes.md`` sets the bar (DuckDB turns a 94-column CUR
+CSV.gz into FOCUS Parquet at ~280k rows/s on this 2-core machine). This script measures ours on
+the same input, end to end, and the bar itself, so the ratio is measured rather than assumed.
+
+Steps:
+    1. Generate N rows of realistic CUR CSV.gz (`costflow.samples.aws_cur`, in a subprocess whose
+       time and peak RSS are recorded); a file of the same rows and seed is reused.
+    2. ours: ``costflow ingest --provider aws --source FILE --warehouse duckdb:///WORKDIR/
+       bench.duckdb`` into a fresh warehouse, as a subprocess. Peak RSS is reported two ways:
+       the largest single process of its tree (``wait4`` ru_maxrss, exact) and the largest sum
+       of RSS over the whole process tree (sampled every 50 ms), in case it spawns workers.
+    3. duckdb: ``bench/cur_to_focus_duckdb.sql`` (one COPY statement, 2 threads) in a separate
+       process, with costs as DECIMAL(38, 18) (exact, like ours) and as DOUBLE (for reference).
+
+Both tools' BilledCost totals are checked against the generator's exact total. Results are
+printed as a table and written to ``WORKDIR/bench_result.json``.
+
+Usage::
+
+    python bench/ingest_bench.py --rows 2000000 [--workdir bench/out] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from string import Template
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SQL = HERE / "cur_to_focus_duckdb.sql"
+SERVICES = ROOT / "costflow" / "transforms" / "mappings" / "aws_services.csv"
+MONEY = {"decimal": "DECIMAL(38, 18)", "double": "DOUBLE"}
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (paths only; they come from this script, not from users)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _tree_rss_kb(root: int) -> int:
+    """Sum of VmRSS (kB) over ``root`` and its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def run_measured(cmd: list[str], *, cwd: Path | None = None) -> dict[str, Any]:
+    """Run ``cmd``; return exit code, wall seconds, peak RSS (MB) and its output.
+
+    ``rss_max_process_mb`` is exact (``wait4`` reports the largest RSS among the child and the
+    descendants it waited for); ``rss_tree_sum_mb`` is the largest sampled sum over the tree.
+    """
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    peak_tree, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak_tree[0] = max(peak_tree[0], _tree_rss_kb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out: list[str] = []
+    err: list[str] = []
+    readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read()), daemon=True)
+               for s, b in ((proc.stdout, out), (proc.stderr, err))]
+    for r in readers:
+        r.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    done.set()
+    for r in readers:
+        r.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"exit_code": proc.returncode, "seconds": seconds,
+            "rss_max_process_mb": usage.ru_maxrss / 1024,
+            "rss_tree_sum_mb": peak_tree[0] / 1024,
+            "stdout": "".join(out), "stderr": "".join(err)}
+
+
+def generate(rows: int, seed: int, workdir: Path) -> dict[str, Any]:
+    """The benchmark input (reused when present) and the generator's truth about it."""
+    path = workdir / f"cur_{rows}_seed{seed}.csv.gz"
+    truth = path.with_suffix("").with_suffix(".json")
+    if path.exists() and truth.exists():
+        info = json.loads(truth.read_text())
+        info["reused"] = True
+        return info
+    run = run_measured([sys.executable, "-m", "costflow.samples.aws_cur", "--rows", str(rows),
+                        "--out", str(path), "--seed", str(seed)], cwd=ROOT)
+    if run["exit_code"] != 0:
+        raise SystemExit(f"generator failed:\n{run['stderr']}")
+    info = json.loads(run["stdout"])
+    info.update(seconds=run["seconds"], rss_mb=run["rss_max_process_mb"],
+                size_bytes=path.stat().st_size, reused=False)
+    truth.write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def bench_ours(source: Path, workdir: Path, rows: int, total: Decimal) -> dict[str, Any]:
+    """costflow ingest into a fresh DuckDB warehouse; a clear message when it cannot run."""
+    costflow = Path(sys.executable).with_name("costflow")
+    if not costflow.exists():
+        return {"tool": "costflow ingest", "ok": False,
+                "message": f"{costflow} not found: install the project (pip install -e .)"}
+    warehouse = workdir / "bench.duckdb"
+    for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    run = run_measured([str(costflow), "ingest", "--provider", "aws", "--source", str(source),
+                        "--warehouse", f"duckdb:///{warehouse}", "--json"], cwd=workdir)
+    result = {"tool": "costflow ingest", "rows": rows, **_timing(run, rows)}
+    if run["exit_code"] != 0:
+        tail = "\n".join(run["stderr"].strip().splitlines()[-8:])
+        return {**result, "ok": False, "message": (
+            f"costflow ingest is not runnable yet (exit code {run['exit_code']}); the DuckDB bar "
+            f"below is still measured. Last lines of its stderr:\n{tail}")}
+    try:
+        report = json.loads(run["stdout"])
+        totals = report["totals"]
+        result.update(rows_loaded=totals["rows_loaded"], billed_cost=totals["billed_cost"],
+                      exact=Decimal(totals["billed_cost"]) == total
+                      and totals["rows_loaded"] == rows)
+    except (ValueError, KeyError) as exc:
+        result.update(exact=None, message=f"could not read the run report: {exc}")
+    return {**result, "ok": True}
+
+
+def _timing(run: dict[str, Any], rows: int) -> dict[str, Any]:
+    return {"seconds": round(run["seconds"], 2), "rows_per_s": round(rows / run["seconds"]),
+            "peak_rss_mb": round(max(run["rss_max_process_mb"], run["rss_tree_sum_mb"])),
+            "rss_max_process_mb": round(run["rss_max_process_mb"]),
+            "rss_tree_sum_mb": round(run["rss_tree_sum_mb"])}
+
+
+def render_sql(source: Path, out: Path, money: str) -> str:
+    """The benchmark statement for ``source``; tag columns come from the file's own header."""
+    import duckdb
+
+    header = duckdb.sql(f"SELECT * FROM read_csv({_literal(str(source))}, all_varchar = true) "
+                        "LIMIT 0").columns
+    tags = [c for c in header if c.startswith("resourceTags/")]
+    tag_list = ("[" + ", ".join(f"{{'k': {_literal(c.split('/', 1)[1])}, 'v': \"{c}\"}}"
+                                for c in tags) + "]") if tags else "[]::STRUCT(k VARCHAR, v VARCHAR)[]"
+    return Template(SQL.read_text()).substitute(
+        source=_literal(str(source)), services=_literal(str(SERVICES)), out=_literal(str(out)),
+        money=MONEY[money], tags=tag_list)
+
+
+def duckdb_worker(source: Path, out: Path, money: str, threads: int) -> None:
+    """Child-process body: run the one statement, print its own statement time as JSON."""
+    import duckdb
+
+    sql = render_sql(source, out, money)
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(threads)}")
+    started = time.perf_counter()
+    con.execute(sql)
+    print(json.dumps({"statement_seconds": time.perf_counter() - started}))
+
+
+def bench_duckdb(source: Path, workdir: Path, rows: int, total: Decimal, money: str,
+                 threads: int) -> dict[str, Any]:
+    """The bar: one DuckDB statement in its own process; BilledCost total checked after."""
+    import duckdb
+
+    out = workdir / f"focus_duckdb_{money}.parquet"
+    out.unlink(missing_ok=True)
+    run = run_measured([sys.executable, str(Path(__file__).resolve()), "--_duckdb-worker",
+                        "--source", str(source), "--out", str(out), "--money", money,
+                        "--threads", str(threads)])
+    name = f"duckdb 1 SQL {MONEY[money]}"
+    if run["exit_code"] != 0:
+        return {"tool": name, "ok": False, "message": run["stderr"][-2000:]}
+    n, billed = duckdb.sql(f"SELECT count(*), sum(BilledCost) FROM "
+                           f"read_parquet({_literal(str(out))})").fetchall()[0]
+    statement = json.loads(run["stdout"])["statement_seconds"]
+    return {"tool": name, "ok": True, "rows": rows, **_timing(run, rows),
+            "statement_seconds": round(statement, 2), "rows_loaded": n,
+            "billed_cost": str(billed), "exact": Decimal(str(billed)) == total and n == rows,
+            "output_mb": round(out.stat().st_size / 2**20)}
+
+
+def print_table(results: list[dict[str, Any]], bar: dict[str, Any] | None) -> None:
+    print(f"\n{'tool':<32}{'rows':>10}{'seconds':>9}{'rows/s':>10}{'peak RSS MB':>13}"
+          f"{'exact':>7}{'ours/duckdb':>13}")
+    for r in results:
+        if not r.get("ok"):
+            first = (r.get("message") or "failed").splitlines()[0]
+            print(f"{r['tool']:<32}  not measured: {first}")
+            continue
+        ratio = ""
+        if bar and bar.get("ok") and r["tool"] == "costflow ingest":
+            ratio = f"{r['seconds'] / bar['seconds']:.2f}x time"
+        print(f"{r['tool']:<32}{r['rows']:>10}{r['seconds']:>9.2f}{r['rows_per_s']:>10}"
+              f"{r['peak_rss_mb']:>13}{str(r.get('exact')):>7}{ratio:>13}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, default=HERE / "out")
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (bar)")
+    parser.add_argument("--skip-ours", action="store_true")
+    parser.add_argument("--_duckdb-worker", dest="worker", action="store_true",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--money", choices=MONEY, default="decimal", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        duckdb_worker(args.source, args.out, args.money, args.threads)
+        return 0
+
+    workdir = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    gen = generate(args.rows, args.seed, workdir)
+    source, total = Path(gen["path"]), Decimal(gen["unblended_total"])
+    print(f"input: {source} ({gen['rows']} rows, {gen['size_bytes'] / 2**20:.0f} MB gz, "
+          f"UnblendedCost total {total})" + (" [reused]" if gen["reused"] else
+          f"; generated in {gen['seconds']:.1f} s = {gen['rows'] / gen['seconds']:,.0f} rows/s,"
+          f" peak RSS {gen['rss_mb']:.0f} MB"))
+    results = []
+    if not args.skip_ours:
+        ours = bench_ours(source, workdir, args.rows, total)
+        if not ours["ok"]:
+            print(f"\n[ours] {ours['message']}")
+        results.append(ours)
+    for money in ("decimal", "double"):
+        results.append(bench_duckdb(source, workdir, args.rows, total, money, args.threads))
+    bar = results[-2]
+    if results[0]["tool"] == "costflow ingest" and results[0].get("ok") and bar.get("ok"):
+        results[0]["ratio_to_duckdb_decimal"] = round(results[0]["seconds"] / bar["seconds"], 2)
+        results[0]["rss_ratio_to_duckdb_decimal"] = round(
+            results[0]["peak_rss_mb"] / bar["peak_rss_mb"], 2)
+    print_table(results, bar)
+    import duckdb
+    import pyarrow
+
+    result = {"rows": args.rows, "seed": args.seed, "input": gen, "results": results,
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__},
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (workdir / "bench_result.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwritten: {workdir / 'bench_result.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    if not sys.platform.startswith("linux"):  # /proc sampling and os.wait4
+        raise SystemExit("this benchmark measures memory through /proc: run it on Linux")
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Runnable Beam pipelines: composition roots, options, sources and sinks."""

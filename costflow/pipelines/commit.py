@@ -1,0 +1,133 @@
+"""The last step of an ingest run: check the run, then commit it to the warehouse atomically.
+
+`MergeStagedParts` folds every bundle's staged files and totals into one. `CommitRun` then
+refuses a systematically broken source (dead-letter threshold), asks the warehouse to load the
+staged files and replace the run's slices in one transaction after reconciling them, writes the
+run report, and removes the staging files. Any failure leaves the previous warehouse contents
+intact, records the run as failed in the ledger, and fails the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from costflow.errors import CostflowError, DeadLetterThresholdError, IngestFailed
+from costflow.pipelines.elements import StagedPart
+from costflow.pipelines.report import RunReport
+from costflow.reconcile import SliceKey, SliceStats
+from costflow.warehouse.base import StagedRun
+
+LOG = logging.getLogger("costflow.ingest")
+
+
+class MergeStagedParts(beam.CombineFn):
+    def create_accumulator(self) -> StagedPart:
+        return StagedPart()
+
+    def add_input(self, acc: StagedPart, part: StagedPart) -> StagedPart:
+        return acc.merge(part)
+
+    def merge_accumulators(self, accs) -> StagedPart:
+        out = StagedPart()
+        for acc in accs:
+            out = out.merge(acc)
+        return out
+
+    def extract_output(self, acc: StagedPart) -> StagedPart:
+        return acc
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What the commit step needs to know about the run, fixed at the composition root."""
+
+    run_id: str
+    started_at: datetime
+    warehouse_url: str
+    run_dir: str
+    report_path: str
+    sources: list[dict[str, Any]]
+    empty_files: list[str] = field(default_factory=list)
+    max_dead_letter_ratio: float = 0.01
+    dead_letter_allowance: int = 10
+
+
+def threshold_breaches(part: StagedPart, settings: RunSettings) -> list[str]:
+    """Sources whose dead letters exceed max(allowance, ratio x rows read)."""
+    breaches = []
+    for uri, counts in sorted(part.files.items()):
+        limit = max(settings.dead_letter_allowance,
+                    settings.max_dead_letter_ratio * counts.rows_read)
+        if counts.rows_dead_lettered > limit:
+            top = max(counts.dead_letter_reasons.items(), key=lambda kv: kv[1])
+            breaches.append(
+                f"{uri}: {counts.rows_dead_lettered:,} of {counts.rows_read:,} rows could not "
+                f"be loaded (limit {limit:,.0f}); most common reason ({top[1]:,} rows): {top[0]}")
+    return breaches
+
+
+class CommitRun(beam.DoFn):
+    def __init__(self, settings: RunSettings) -> None:
+        self.settings = settings
+
+    def setup(self) -> None:
+        from costflow.warehouse import connect  # clients are built on the worker, not pickled
+        self.warehouse = connect(self.settings.warehouse_url)
+
+    def teardown(self) -> None:
+        self.warehouse.close()
+
+    def process(self, part: StagedPart) -> Iterator[dict[str, Any]]:
+        s = self.settings
+        report = RunReport(run_id=s.run_id, started_at=s.started_at, warehouse=s.warehouse_url,
+                           sources=s.sources, empty_files=s.empty_files)
+        report.add_totals(part.slices, part.files)
+        # Unattributable keys (dead letters with no readable account or period) are passed
+        # too, so the warehouse reconciles their cost; they replace by source URI, not slice.
+        expected: dict[SliceKey, SliceStats] = dict(part.slices)
+        unattributed = sum(v.rows_read for k, v in part.slices.items() if not k.attributable)
+        if unattributed:
+            report.warnings.append(
+                f"{unattributed:,} dead-lettered rows have no readable billing account or "
+                "period; they are kept in dead_letters by source file")
+        try:
+            breaches = threshold_breaches(part, s)
+            if breaches:
+                raise DeadLetterThresholdError(
+                    "The source looks systematically broken, so nothing was committed: "
+                    + " | ".join(breaches))
+            LOG.info("committing %d slice(s) to %s",
+                     sum(k.attributable for k in expected), s.warehouse_url)
+            checks = self.warehouse.commit_run(
+                StagedRun(run_id=s.run_id, row_files=part.row_files,
+                          dead_letter_files=part.dead_letter_files,
+                          source_uris=[src["uri"] for src in s.sources]),
+                expected, report.to_dict())
+            report.add_totals(part.slices, part.files, checks)
+            report.status = "succeeded"
+        except Exception as exc:
+            report.status = "failed"
+            report.error = str(exc) if isinstance(exc, CostflowError) else (
+                f"{type(exc).__name__}: {exc}")
+            self.warehouse.fail_run(s.run_id, report.error, report.to_dict())
+            raise IngestFailed(report.error) from exc
+        finally:
+            report.finished_at = datetime.now(UTC)
+            report.write(s.report_path)
+            remove_dir(s.run_dir)
+        yield report.to_dict()
+
+
+def remove_dir(run_dir: str) -> None:
+    try:
+        if FileSystems.exists(run_dir):
+            FileSystems.delete([run_dir])
+    except Exception as exc:  # noqa: BLE001 - cleanup must not mask the run's outcome
+        LOG.warning("could not remove staging directory %s: %s", run_dir, exc)

@@ -1,0 +1,52 @@
+"""Pipeline options of the ingest pipeline, one PipelineOptions subclass per concern.
+
+Flags are snake_case and match the parameters of the Dataflow Flex Template
+(`dataflow_templates/ingest/metadata.json`); a test compares the two.
+"""
+
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+
+class SourceOptions(PipelineOptions):
+    """Where to read and what it is."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--source", action="append", default=None,
+                            help="File, directory or glob (** allowed); repeat for more.")
+        parser.add_argument("--provider", default=None, choices=["aws", "gcp", "azure"],
+                            help="Only accept exports of this provider.")
+        parser.add_argument("--format", dest="source_format", default=None,
+                            help="Force the export format instead of detecting it by header.")
+
+
+class WarehouseOptions(PipelineOptions):
+    """Where the run commits, and where it stages and reports."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--warehouse", default=None,
+                            help="duckdb:///path.duckdb or bigquery://PROJECT/DATASET "
+                                 "(default: $COSTFLOW_WAREHOUSE, else "
+                                 "duckdb:///.costflow/warehouse.duckdb).")
+        parser.add_argument("--staging_dir", default=None,
+                            help="Directory or gs:// prefix for staged Parquet files "
+                                 "(default: .costflow/staging).")
+        parser.add_argument("--report_dir", default=None,
+                            help="Directory or gs:// prefix for run reports "
+                                 "(default: .costflow/runs).")
+        parser.add_argument("--run_id", default=None, help="Run ID (default: generated).")
+
+
+class QualityOptions(PipelineOptions):
+    """When a source counts as systematically broken."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--max_dead_letter_ratio", type=float, default=0.01,
+                            help="Fail the run when a source dead-letters more than this "
+                                 "share of its rows (and more than --dead_letter_allowance).")
+        parser.add_argument("--dead_letter_allowance", type=int, default=10,
+                            help="Dead-lettered rows per source tolerated whatever the ratio.")

@@ -1,0 +1,137 @@
+"""The run report: per-slice reconciliation, per-file counts, warnings and the outcome.
+
+Every run writes it as JSON (beside the warehouse, or where --report_dir says) and the CLI
+prints its summary. Decimals are written as exact strings, never floats.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
+
+from costflow.pipelines.elements import FileCounts
+from costflow.reconcile import SliceCheck, SliceKey, SliceStats
+
+TOP_REASONS = 5
+
+
+def exact(value: Decimal) -> str:
+    """Exact decimal text without float formatting or trailing zeros ('0' for zero)."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    started_at: datetime
+    warehouse: str
+    sources: list[dict[str, Any]]
+    empty_files: list[str] = field(default_factory=list)
+    status: str = "running"
+    finished_at: datetime | None = None
+    slices: list[dict[str, Any]] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def add_totals(self, slices: dict[SliceKey, SliceStats], files: dict[str, FileCounts],
+                   checks: list[SliceCheck] | None = None) -> None:
+        by_key = {c.key: c for c in checks or []}
+        self.slices = []
+        for key in sorted(slices, key=_sort_key):
+            s = slices[key]
+            check = by_key.get(key)
+            self.slices.append({
+                "slice": str(key), "provider": key.provider,
+                "billing_account_id": key.billing_account_id,
+                "billing_period_start": (key.billing_period_start.isoformat()
+                                         if key.billing_period_start else None),
+                "rows_read": s.rows_read, "rows_loaded": s.rows_loaded,
+                "rows_dead_lettered": s.rows_dead_lettered,
+                "rows_cost_unparseable": s.rows_basis_unparseable,
+                "source_basis": exact(s.source_basis), "billed_cost": exact(s.billed_cost),
+                "dead_lettered_cost": exact(s.dead_lettered_cost),
+                "difference": exact(s.difference),
+                "warehouse_billed_cost": exact(check.warehouse_billed_cost) if check else None,
+                "reconciled": check.ok if check else None,
+            })
+        self.files = []
+        for uri in sorted(files):
+            c = files[uri]
+            top = sorted(c.dead_letter_reasons.items(), key=lambda kv: -kv[1])[:TOP_REASONS]
+            self.files.append({"uri": uri, "rows_read": c.rows_read,
+                               "rows_dead_lettered": c.rows_dead_lettered,
+                               "top_dead_letter_reasons": [{"reason": r, "rows": n}
+                                                           for r, n in top]})
+
+    def totals(self) -> dict[str, Any]:
+        def total(name: str) -> str:
+            return exact(sum((Decimal(s[name]) for s in self.slices), Decimal(0)))
+        return {
+            "rows_read": sum(s["rows_read"] for s in self.slices),
+            "rows_loaded": sum(s["rows_loaded"] for s in self.slices),
+            "rows_dead_lettered": sum(s["rows_dead_lettered"] for s in self.slices),
+            "source_basis": total("source_basis"), "billed_cost": total("billed_cost"),
+            "dead_lettered_cost": total("dead_lettered_cost"),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "status": self.status,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "warehouse": self.warehouse, "sources": self.sources,
+            "empty_files": self.empty_files, "totals": self.totals(), "slices": self.slices,
+            "files": self.files, "warnings": self.warnings, "error": self.error,
+        }
+
+    def write(self, path: str) -> None:
+        with FileSystems.create(path) as f:
+            f.write(json.dumps(self.to_dict(), indent=2).encode())
+
+    @staticmethod
+    def read(path: str) -> dict[str, Any]:
+        with FileSystems.open(path) as f:
+            return json.loads(f.read())
+
+
+def _sort_key(key: SliceKey) -> tuple:
+    return (key.provider, key.billing_account_id or "", key.billing_period_start.isoformat()
+            if key.billing_period_start else "")
+
+
+def format_summary(report: dict[str, Any]) -> str:
+    """A plain-text summary of a report dict, as printed at the end of a run."""
+    lines = [f"run {report['run_id']}: {report['status']}"]
+    header = ("slice", "rows read", "loaded", "dead", "source basis", "BilledCost loaded",
+              "dead-lettered", "diff")
+    rows = [(s["slice"], f"{s['rows_read']:,}", f"{s['rows_loaded']:,}",
+             f"{s['rows_dead_lettered']:,}", s["source_basis"],
+             s["warehouse_billed_cost"] or s["billed_cost"], s["dead_lettered_cost"],
+             s["difference"]) for s in report["slices"]]
+    if rows:
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        for r in [header, *rows]:
+            lines.append("  " + "  ".join(str(v).rjust(w) if i else str(v).ljust(w)
+                                         for i, (v, w) in enumerate(zip(r, widths, strict=True))))
+    t = report["totals"]
+    lines.append(f"total: {t['rows_read']:,} rows read, {t['rows_loaded']:,} loaded, "
+                 f"{t['rows_dead_lettered']:,} dead-lettered; source basis {t['source_basis']} "
+                 f"= BilledCost {t['billed_cost']} + dead-lettered {t['dead_lettered_cost']}")
+    for f in report["files"]:
+        for r in f["top_dead_letter_reasons"]:
+            lines.append(f"dead letters in {f['uri']}: {r['rows']:,} x {r['reason']}")
+    for uri in report["empty_files"]:
+        lines.append(f"note: {uri} has a header and no rows: nothing to load from it")
+    lines.extend(f"warning: {w}" for w in report["warnings"])
+    if report.get("error"):
+        lines.append(f"error: {report['error']}")
+    return "\n".join(lines)

@@ -1,0 +1,88 @@
+"""StageParquet: write normalized rows and dead letters to per-bundle Parquet files.
+
+The warehouse loads a run from staged files (a BigQuery load job or DuckDB's Parquet reader),
+so a slice is replaced in one transaction after the whole run is known to reconcile. One file
+per bundle and kind keeps the file count small; each batch is written as it comes, so memory
+stays flat. Files written by a bundle attempt that failed are never named in the output and are
+removed with the staging directory.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from collections.abc import Iterator
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+
+from costflow.pipelines.elements import FileCounts, NormalizedBatch, StagedPart
+from costflow.reconcile import merge_all
+from costflow.transforms.finalize import DEAD_LETTER_SCHEMA, ROW_SCHEMA
+
+PARQUET_OPTIONS = {"compression": "snappy", "use_dictionary": True, "write_statistics": False}
+
+
+def run_staging_dir(staging_root: str, run_id: str) -> str:
+    return posixpath.join(staging_root, run_id)
+
+
+class _Writer:
+    """A lazily opened Parquet writer on a local path or any Beam filesystem URI."""
+
+    def __init__(self, path: str, schema: pa.Schema) -> None:
+        self.path, self.schema = path, schema
+        self._sink = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        if self._writer is None:
+            self._sink = FileSystems.create(self.path)
+            self._writer = pq.ParquetWriter(self._sink, self.schema, **PARQUET_OPTIONS)
+        self._writer.write_table(table)
+
+    def close(self) -> str | None:
+        if self._writer is None:
+            return None
+        self._writer.close()
+        self._sink.close()
+        return self.path
+
+
+class StageParquet(beam.DoFn):
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
+
+    def start_bundle(self) -> None:
+        name = uuid.uuid4().hex
+        self._rows = _Writer(posixpath.join(self.run_dir, "rows", f"{name}.parquet"), ROW_SCHEMA)
+        self._dead = _Writer(posixpath.join(self.run_dir, "dead_letters", f"{name}.parquet"),
+                             DEAD_LETTER_SCHEMA)
+        self._part = StagedPart()
+
+    def process(self, element: NormalizedBatch) -> Iterator[StagedPart]:
+        self._rows.write(element.rows)
+        self._dead.write(element.dead_letters)
+        reasons: dict[str, int] = {}
+        if element.dead_letters.num_rows:
+            for reason in element.dead_letters.column("ErrorReason").to_pylist():
+                reasons[reason] = reasons.get(reason, 0) + 1
+        counts = FileCounts(element.rows_read, element.dead_letters.num_rows, reasons)
+        self._part = self._part.merge(
+            StagedPart(slices=element.slices, files={element.source_uri: counts}))
+        return iter(())
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        row_file, dead_file = self._rows.close(), self._dead.close()
+        part = StagedPart(row_files=[row_file] if row_file else [],
+                          dead_letter_files=[dead_file] if dead_file else [],
+                          slices=merge_all([self._part.slices]), files=self._part.files)
+        if part.files:
+            yield WindowedValue(part, MIN_TIMESTAMP, [GlobalWindow()])

@@ -1,0 +1,1 @@
+"""Deterministic generators of realistic billing exports, for the demo, tests and benchmark."""

@@ -1,0 +1,1 @@
+"""Query services over the warehouse: what people, the CLI and agents read."""

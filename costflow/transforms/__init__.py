@@ -1,0 +1,1 @@
+"""Per-provider normalizers over Arrow batches and the shared steps that finish them."""

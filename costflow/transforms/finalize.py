@@ -1,0 +1,150 @@
+"""Turn a normalizer's answer into warehouse rows, dead letters and per-slice totals.
+
+Shared by every provider, so no normalizer repeats it: conform the mapped columns to the schema,
+apply the hard rules, split failing rows off as dead letters (with every reason, the source
+location and the raw record), stamp lineage, and count per slice what was read, loaded and
+dead-lettered, with the source's invoice basis beside the BilledCost loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from costflow.reconcile import ZERO, SliceKey, SliceStats
+from costflow.schemas.focus import COST_LINE_ITEMS
+from costflow.schemas.operational import DEAD_LETTERS
+from costflow.schemas.render import ARROW_TYPES, arrow_schema
+from costflow.transforms.contract import BatchContext, Mapped, RowError
+from costflow.transforms.lineage import lineage_arrays
+from costflow.transforms.validate import hard_rule_errors
+
+ROW_SCHEMA = arrow_schema(COST_LINE_ITEMS)
+DEAD_LETTER_SCHEMA = arrow_schema(DEAD_LETTERS)
+_LINEAGE = {c.name for c in COST_LINE_ITEMS if c.name.startswith("x_Source")} | {
+    "x_RunId", "x_IngestedAt"}
+
+
+@dataclass
+class Finalized:
+    rows: pa.Table          # ROW_SCHEMA
+    dead_letters: pa.Table  # DEAD_LETTER_SCHEMA
+    slices: dict[SliceKey, SliceStats]
+
+
+def finalize(batch: pa.RecordBatch, mapped: Mapped, ctx: BatchContext) -> Finalized:
+    n = batch.num_rows
+    table = _conform(mapped, ctx, n)
+    errors = list(mapped.errors) + hard_rule_errors(table)
+    failed = _any(errors, n)
+    good = pc.invert(failed)
+    # Every row left satisfies the declared nullability, so it takes the strict schema.
+    rows = pa.Table.from_arrays(table.filter(good).columns, schema=ROW_SCHEMA)
+    dead = _dead_letters(batch, table, mapped.source_basis, errors, failed)
+    slices = _slice_stats(ctx.provider, table, mapped.source_basis, good)
+    return Finalized(rows=rows, dead_letters=dead, slices=slices)
+
+
+def _conform(mapped: Mapped, ctx: BatchContext, n: int) -> pa.Table:
+    """A table with every cost_line_items column in order, typed as declared."""
+    unknown = set(mapped.columns) - set(ROW_SCHEMA.names)
+    if unknown:
+        raise ValueError(f"normalizer produced undeclared columns: {sorted(unknown)}")
+    lineage = lineage_arrays(ctx, n)
+    arrays = []
+    for field in ROW_SCHEMA:
+        if field.name in lineage:
+            arrays.append(lineage[field.name])
+            continue
+        values = mapped.columns.get(field.name)
+        if values is None:
+            values = pa.nulls(n, type=field.type)
+        elif len(values) != n:
+            raise ValueError(f"normalizer column {field.name} has {len(values)} rows, batch {n}")
+        elif values.type != field.type:
+            raise TypeError(f"normalizer column {field.name} is {values.type}, "
+                            f"declared {field.type}")
+        arrays.append(values)
+    # Nullable while checking: the hard rules turn null violations into dead letters.
+    return pa.Table.from_arrays(arrays, schema=_NULLABLE_SCHEMA)
+
+
+_NULLABLE_SCHEMA = pa.schema([f.with_nullable(True) for f in ROW_SCHEMA])
+
+
+def _any(errors: list[RowError], n: int) -> pa.BooleanArray:
+    failed = pa.repeat(pa.scalar(False), n)
+    for error in errors:
+        failed = pc.or_(failed, pc.fill_null(error.mask, False))
+    return failed
+
+
+def _dead_letters(batch: pa.RecordBatch, table: pa.Table, basis: pa.Array,
+                  errors: list[RowError], failed: pa.BooleanArray) -> pa.Table:
+    if not pc.any(failed).as_py():
+        return DEAD_LETTER_SCHEMA.empty_table()
+    positions = pc.indices_nonzero(failed)
+    # Per-row Python is fine here: dead letters are the rare rows.
+    reasons: dict[int, list[tuple[str, str]]] = {}
+    for error in errors:
+        for pos in pc.indices_nonzero(pc.fill_null(error.mask, False)).to_pylist():
+            reasons.setdefault(pos, []).append((error.column, error.reason))
+    raw_rows = batch.take(positions).to_pylist()
+    picked = table.take(positions)
+    columns = {name: picked.column(name) for name in _LINEAGE}
+    columns["BillingAccountId"] = picked.column("BillingAccountId")
+    columns["BillingPeriodStart"] = picked.column("BillingPeriodStart")
+    ordered = [reasons[p] for p in positions.to_pylist()]
+    columns["ErrorColumn"] = pa.array([r[0][0] for r in ordered], type=pa.string())
+    columns["ErrorReason"] = pa.array(
+        ["; ".join(f"{col} {why}" for col, why in r) for r in ordered], type=pa.string())
+    columns["SourceCost"] = basis.take(positions)
+    columns["RawRecord"] = pa.array(
+        [json.dumps(_jsonable(raw), ensure_ascii=False) for raw in raw_rows], type=pa.string())
+    return pa.Table.from_arrays([_chunk(columns[f.name], f.type) for f in DEAD_LETTER_SCHEMA],
+                                schema=DEAD_LETTER_SCHEMA)
+
+
+def _chunk(values: pa.Array | pa.ChunkedArray, type_: pa.DataType) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks else pa.array([], type=type_)
+    return values
+
+
+def _jsonable(record: dict[str, object]) -> dict[str, object]:
+    return {k: (v if v is None or isinstance(v, (str, int, float, bool)) else str(v))
+            for k, v in record.items()}
+
+
+def _slice_stats(provider: str, table: pa.Table, basis: pa.Array,
+                 good: pa.BooleanArray) -> dict[SliceKey, SliceStats]:
+    money = ARROW_TYPES[COST_LINE_ITEMS.column("BilledCost").type]
+    zero = pa.scalar(Decimal(0), type=money)
+    loaded = pc.cast(good, pa.int64())
+    dead = pc.cast(pc.invert(good), pa.int64())
+    billed = pc.if_else(good, pc.fill_null(table.column("BilledCost"), zero), zero)
+    dead_cost = pc.if_else(good, zero, pc.fill_null(basis, zero))
+    keyed = pa.table({
+        "account": table.column("BillingAccountId"),
+        "period": table.column("BillingPeriodStart"),
+        "basis": pc.fill_null(basis, zero),
+        "basis_null": pc.cast(pc.is_null(basis), pa.int64()),
+        "loaded": loaded, "dead": dead, "billed": billed, "dead_cost": dead_cost,
+    })
+    grouped = keyed.group_by(["account", "period"], use_threads=False).aggregate([
+        ("loaded", "count"), ("loaded", "sum"), ("dead", "sum"), ("basis", "sum"),
+        ("basis_null", "sum"), ("billed", "sum"), ("dead_cost", "sum"),
+    ])
+    out: dict[SliceKey, SliceStats] = {}
+    for g in grouped.to_pylist():
+        key = SliceKey(provider, g["account"], g["period"])
+        out[key] = SliceStats(
+            rows_read=g["loaded_count"], rows_loaded=g["loaded_sum"],
+            rows_dead_lettered=g["dead_sum"], source_basis=g["basis_sum"] or ZERO,
+            billed_cost=g["billed_sum"] or ZERO, dead_lettered_cost=g["dead_cost_sum"] or ZERO,
+            rows_basis_unparseable=g["basis_null_sum"])
+    return out

@@ -1,0 +1,48 @@
+"""NormalizeBatches: source batches in, warehouse rows + dead letters + slice totals out.
+
+The normalizer for each batch comes from the registry by the format detected at planning; this
+transform never branches on provider. The shared finishing step applies hard rules, builds dead
+letters and stamps lineage (`costflow.transforms.finalize`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import apache_beam as beam
+
+from costflow.pipelines.elements import NormalizedBatch, SourceBatch
+from costflow.transforms import registry
+from costflow.transforms.contract import BatchContext
+from costflow.transforms.finalize import finalize
+
+
+class _NormalizeFn(beam.DoFn):
+    def __init__(self, run_id: str, ingested_at: datetime) -> None:
+        self.run_id = run_id
+        self.ingested_at = ingested_at
+
+    def process(self, element: SourceBatch) -> Iterator[NormalizedBatch]:
+        source = element.source
+        normalizer = registry.get(source.source_format)
+        ctx = BatchContext(source_uri=source.uri, source_format=source.source_format,
+                           provider=source.provider, first_row_number=element.first_row,
+                           run_id=self.run_id, ingested_at=self.ingested_at)
+        mapped = normalizer.map(element.batch)
+        done = finalize(element.batch, mapped, ctx)
+        yield NormalizedBatch(source_uri=source.uri, rows_read=element.batch.num_rows,
+                              rows=done.rows, dead_letters=done.dead_letters, slices=done.slices)
+
+
+class NormalizeBatches(beam.PTransform):
+    """Map each source batch to the unified schema through its provider's normalizer."""
+
+    def __init__(self, run_id: str, ingested_at: datetime) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.ingested_at = ingested_at
+
+    def expand(self, batches):
+        return batches | "MapToFocus" >> beam.ParDo(
+            _NormalizeFn(self.run_id, self.ingested_at)).with_output_types(NormalizedBatch)

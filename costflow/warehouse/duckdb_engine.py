@@ -1,0 +1,231 @@
+"""The `cost_analytics` dataset in an embedded DuckDB file: the local twin of BigQuery.
+
+It runs the same BigQuery-dialect SQL files as the BigQuery engine, transpiled by
+`costflow.warehouse.sqlfiles`. A commit is one DuckDB transaction: the staged Parquet files are
+inserted into the staging tables, the reconciliation query is compared with the source's totals
+and, only if every slice matches, the slices are replaced. Any error rolls everything back and
+the ledger records the run as failed in a separate small transaction.
+
+The file is opened per operation (and closed after), so the pipeline's commit step and the CLI
+can both hold a `DuckDBWarehouse` on the same file in one process, and another process can open
+the file between operations. ``:memory:`` keeps one database for the life of the object.
+
+    wh = DuckDBWarehouse(".costflow/warehouse.duckdb")
+    wh.ensure_schema()
+    wh.query("SELECT COUNT(*) AS n FROM cost_analytics.cost_line_items")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from costflow.errors import ConfigError, CostflowError, IngestFailed
+from costflow.reconcile import SliceCheck, SliceKey, SliceStats
+from costflow.schemas.columns import TableSpec
+from costflow.schemas.focus import COST_LINE_ITEMS
+from costflow.schemas.operational import DEAD_LETTERS
+from costflow.schemas.render import DATASET
+from costflow.warehouse import slices, sqlfiles
+from costflow.warehouse.base import RunStart, StagedRun, Warehouse
+from costflow.warehouse.sqlfiles import DuckStatement
+
+MEMORY = ":memory:"
+# Staged Parquet -> staging table, matched BY NAME. DuckDB-only SQL (BigQuery uses load jobs);
+# table names are constants, the file list is a bound parameter.
+STAGE_SQL: dict[str, tuple[TableSpec, str]] = {
+    name: (spec, f"INSERT INTO {DATASET}.{slices.STAGING_TABLES[spec.name]} BY NAME "
+                 "SELECT * FROM read_parquet($files)")
+    for name, spec in (("stage_rows", COST_LINE_ITEMS), ("stage_dead_letters", DEAD_LETTERS))
+}
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by the test hook `fail_after_statement` to simulate a crash mid-commit."""
+
+
+class DuckDBWarehouse(Warehouse):
+    """`Warehouse` on an embedded DuckDB database file.
+
+    Args:
+        path: the database file (its parent directory is created), or ``":memory:"``.
+        fail_after_statement: test hook: raise `InjectedFailure` right after the statement of
+            this name ran inside the commit transaction (e.g. ``"delete_slice_rows"``; see the
+            ``-- name:`` comments in `sql/load/replace_slices.sql`, plus ``stage_rows``,
+            ``stage_dead_letters`` and ``reconcile_slices``). Tests that cannot reach the
+            constructor (an end-to-end ingest) may patch the class attribute instead.
+    """
+
+    fail_after_statement: str | None = None
+
+    def __init__(self, path: str | os.PathLike[str], *,
+                 fail_after_statement: str | None = None) -> None:
+        text = os.fspath(path)
+        self._memory = text == MEMORY
+        self.path: Path | None = None if self._memory else Path(text)
+        self.url = f"duckdb:///{text}"
+        if fail_after_statement is not None:
+            self.fail_after_statement = fail_after_statement
+        self._shared: duckdb.DuckDBPyConnection | None = None
+
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation, in UTC, closed afterwards."""
+        if self.path is None:
+            if self._shared is None:
+                self._shared = duckdb.connect(MEMORY)
+            con = self._shared.cursor()
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(str(self.path))
+        try:
+            con.execute("SET SESSION TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    def close(self) -> None:
+        """Release the in-memory database (file databases hold no connection between calls)."""
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+
+    def ensure_schema(self) -> None:
+        """Run the rendered DuckDB DDL, then create the staging tables (both idempotent)."""
+        ddl = resources.files("costflow").joinpath("schemas", "generated", "duckdb_ddl.sql")
+        with self.connection() as con:
+            con.execute(ddl.read_text(encoding="utf-8"))
+            for statement in sqlfiles.load("load/create_staging.sql"):
+                con.execute(statement.duckdb.sql)
+
+    def begin_run(self, run: RunStart) -> None:
+        """Record the run in load_runs with status 'running'."""
+        with self.connection() as con:
+            self._run_file(con, "load/begin_run.sql", slices.begin_params(run))
+
+    def fail_run(self, run_id: str, error: str, report: dict[str, Any]) -> None:
+        """Mark the run failed, in its own transaction (cost data is never touched)."""
+        with self.connection() as con:
+            self._run_file(con, "load/fail_run.sql", slices.fail_params(run_id, error, report))
+
+    def commit_run(self, staged: StagedRun, expected: dict[SliceKey, SliceStats],
+                   report: dict[str, Any]) -> list[SliceCheck]:
+        """Stage, reconcile and replace every slice of the run in one transaction.
+
+        Raises:
+            ReconciliationError: a slice does not match ``expected``; nothing was committed.
+            IngestFailed: any other error; rolled back, the previous contents are intact.
+        """
+        params = slices.replace_params(staged, expected, report)
+        try:
+            with self.connection() as con:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    checks = self._commit(con, staged, expected, params)
+                    con.execute("COMMIT")
+                except BaseException:
+                    _rollback(con)
+                    raise
+        except CostflowError as err:
+            slices.record_failure(self.fail_run, staged.run_id, str(err), report, err)
+            raise
+        except Exception as err:
+            message = (f"run {staged.run_id}: the commit failed and was rolled back, so the "
+                       f"previous contents are intact: {type(err).__name__}: {err}")
+            slices.record_failure(self.fail_run, staged.run_id, message, report, err)
+            raise IngestFailed(message) from err
+        return checks
+
+    def _commit(self, con: duckdb.DuckDBPyConnection, staged: StagedRun,
+                expected: dict[SliceKey, SliceStats], params: dict[str, Any]) -> list[SliceCheck]:
+        for name, (spec, sql) in STAGE_SQL.items():
+            files = staged.row_files if spec is COST_LINE_ITEMS else staged.dead_letter_files
+            if files:
+                _check_staged_schema(spec, files)
+                self._execute(con, name, DuckStatement(sql, frozenset({"files"})),
+                              {"files": [str(f) for f in files]})
+        (reconcile,) = sqlfiles.load("load/reconcile_slices.sql")
+        cursor = self._execute(con, "reconcile_slices", reconcile.duckdb, params)
+        columns = [d[0] for d in cursor.description]
+        checks = slices.build_checks(expected, (dict(zip(columns, r, strict=True))
+                                                for r in cursor.fetchall()))
+        slices.verdict(staged.run_id, checks)
+        for statement in sqlfiles.load("load/replace_slices.sql"):
+            if "slices" in statement.parameters and not params["slices"]:
+                continue  # no attributable slice: nothing to write (DuckDB cannot type [] here)
+            self._execute(con, statement.name, statement.duckdb, params)
+        return checks
+
+    def _execute(self, con: duckdb.DuckDBPyConnection, name: str, statement: DuckStatement,
+                 params: Mapping[str, Any]) -> duckdb.DuckDBPyConnection:
+        """Run one named statement; the failure-injection hook lives here."""
+        result = con.execute(statement.sql, statement.bind(params))
+        if self.fail_after_statement == name:
+            raise InjectedFailure(f"injected failure after statement {name!r}")
+        return result
+
+    def _run_file(self, con: duckdb.DuckDBPyConnection, relative: str,
+                  params: Mapping[str, Any]) -> None:
+        for statement in sqlfiles.load(relative):
+            self._execute(con, statement.name, statement.duckdb, params)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """Run BigQuery-dialect SQL (transpiled) with bound ``@params``; decimals stay decimal."""
+        statements = sqlfiles.to_duckdb(sql)
+        params = params or {}
+        with self.connection() as con:
+            for statement in statements[:-1]:
+                con.execute(statement.sql, statement.bind(params))
+            last = statements[-1]
+            relation = con.sql(last.sql, params=last.bind(params))
+            return relation.to_arrow_table() if relation is not None else pa.table({})
+
+    def export_parquet(self, sql: str, out_path: str | os.PathLike[str]) -> int:
+        """Stream the result of a trusted, parameterless BigQuery-dialect SELECT to Parquet.
+
+        The rows go from DuckDB to the file without passing through Python. DuckDB's COPY
+        cannot bind the file name, so the path is validated (a local file, no control
+        characters) and rendered as an escaped string literal by sqlglot.
+
+        Returns:
+            The number of rows written.
+        """
+        path = Path(out_path).resolve()
+        if any(ord(ch) < 32 for ch in str(path)):
+            raise ConfigError(f"export path {str(path)!r} contains control characters; "
+                              "give a plain local file path.")
+        (statement,) = sqlfiles.to_duckdb(sql)
+        if statement.parameters:
+            raise ValueError("export_parquet takes a query without parameters")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        target = exp.Literal.string(str(path)).sql(dialect="duckdb")
+        with self.connection() as con:
+            (written,) = con.execute(
+                f"COPY ({statement.sql}) TO {target} (FORMAT parquet)").fetchall()
+            return int(written[0])
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    # A failed statement (e.g. a conflicting COMMIT) may already have ended the transaction.
+    with suppress(duckdb.Error):
+        con.execute("ROLLBACK")
+
+
+def _check_staged_schema(spec: TableSpec, files: list[str]) -> None:
+    """Staged files must carry exactly the table's columns (BY NAME would null missing ones)."""
+    wanted = set(spec.names)
+    for path in files:
+        names = set(pq.read_schema(path).names)
+        if names != wanted:
+            raise ValueError(
+                f"staged file {path} does not have the {spec.name} columns: missing "
+                f"{sorted(wanted - names)}, unexpected {sorted(names - wanted)}")

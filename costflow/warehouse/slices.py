@@ -1,0 +1,171 @@
+"""The engine-neutral half of a commit: parameters for the SQL, and the reconciliation verdict.
+
+Both engines run the same SQL files (`costflow/sql/load/`). What they bind to them, and how the
+reconciliation query's answer becomes `SliceCheck`s, is decided here once, so DuckDB and
+BigQuery cannot drift apart on what "reconciled" means. Money stays `Decimal` throughout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from costflow.errors import ReconciliationError
+from costflow.reconcile import SliceCheck, SliceKey, SliceStats, merge_all
+from costflow.schemas.focus import COST_LINE_ITEMS, SLICE_KEY
+from costflow.schemas.operational import DEAD_LETTERS, LOAD_SLICES, RUN_STATUSES
+from costflow.warehouse.base import RunStart, StagedRun
+
+# Staged data of a run, as `sql/load/*.sql` names it: `cost_analytics.<staging table>`. DuckDB
+# keeps these tables (rows keyed by x_RunId); BigQuery gives every run its own copy of them.
+STAGING_TABLES: dict[str, str] = {
+    COST_LINE_ITEMS.name: "_staged_cost_line_items",
+    DEAD_LETTERS.name: "_staged_dead_letters",
+}
+
+RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+assert {RUNNING, SUCCEEDED, FAILED} <= set(RUN_STATUSES)
+
+# load_slices column <- SliceStats field: the fields of the @slices struct parameter.
+SLICE_STATS_COLUMNS: dict[str, str] = {
+    "rows_read": "rows_read",
+    "rows_loaded": "rows_loaded",
+    "rows_dead_lettered": "rows_dead_lettered",
+    "source_basis": "source_basis",
+    "loaded_billed_cost": "billed_cost",
+    "dead_lettered_cost": "dead_lettered_cost",
+}
+SLICE_KEY_COLUMNS: tuple[str, ...] = SLICE_KEY
+# Every field of @slices is a load_slices column; the test suite checks the SQL uses exactly these.
+SLICE_FIELDS: tuple[str, ...] = SLICE_KEY_COLUMNS + tuple(SLICE_STATS_COLUMNS)
+assert set(SLICE_FIELDS) <= set(LOAD_SLICES.names)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """``value`` as an aware UTC datetime (naive values are taken to be UTC already)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def normalized(key: SliceKey) -> SliceKey:
+    """The key with its period in UTC, so keys from Python and from the engine compare equal."""
+    return SliceKey(key.provider, key.billing_account_id, utc(key.billing_period_start))
+
+
+def by_utc_key(expected: Mapping[SliceKey, SliceStats]) -> dict[SliceKey, SliceStats]:
+    """``expected`` re-keyed with UTC periods (stats of keys that then coincide are merged)."""
+    return merge_all([{normalized(k): v} for k, v in expected.items()])
+
+
+def slice_rows(expected: Mapping[SliceKey, SliceStats]) -> list[dict[str, Any]]:
+    """The @slices parameter: one struct per attributable slice the run replaces."""
+    wanted = by_utc_key(expected)
+    rows = []
+    for key in sorted((k for k in wanted if k.attributable), key=sort_key):
+        row: dict[str, Any] = dict(zip(SLICE_KEY_COLUMNS, (
+            key.provider, key.billing_account_id, key.billing_period_start), strict=True))
+        row.update({column: getattr(wanted[key], field)
+                    for column, field in SLICE_STATS_COLUMNS.items()})
+        rows.append(row)
+    return rows
+
+
+def sort_key(key: SliceKey) -> tuple[str, str, datetime]:
+    """A total order on keys that tolerates the None parts of unattributable keys."""
+    return (key.provider, key.billing_account_id or "",
+            key.billing_period_start or datetime.min.replace(tzinfo=UTC))
+
+
+def build_checks(expected: Mapping[SliceKey, SliceStats],
+                 warehouse: Iterable[Mapping[str, Any]]) -> list[SliceCheck]:
+    """Pair every expected slice with what the reconciliation query found, and vice versa.
+
+    A slice found in the staged data but absent from ``expected`` is checked against zero
+    (so it fails): committing it would insert rows whose slice is never replaced. Dead letters
+    with no readable account or period are checked only when ``expected`` lists their key;
+    otherwise they belong to no slice and are kept (and replaced) by source URI.
+
+    Args:
+        expected: the source's per-slice totals.
+        warehouse: rows of `load/reconcile_slices.sql` (mapping access by column name).
+    """
+    found: dict[SliceKey, Mapping[str, Any]] = {}
+    for row in warehouse:
+        key = SliceKey(row["x_SourceProvider"], row["BillingAccountId"],
+                       utc(row["BillingPeriodStart"]))
+        found[key] = row
+    wanted = by_utc_key(expected)
+    checks = []
+    keys = wanted.keys() | {k for k in found if k.attributable or k in wanted}
+    for key in sorted(keys, key=sort_key):
+        row = found.get(key, {})
+        checks.append(SliceCheck(
+            key=key,
+            expected=wanted.get(key, SliceStats()),
+            warehouse_rows=int(row.get("rows_loaded", 0)),
+            warehouse_billed_cost=Decimal(row.get("billed_cost", 0)),
+            warehouse_dead_rows=int(row.get("rows_dead_lettered", 0)),
+            warehouse_dead_cost=Decimal(row.get("dead_lettered_cost", 0)),
+        ))
+    return checks
+
+
+def verdict(run_id: str, checks: list[SliceCheck]) -> None:
+    """Raise `ReconciliationError` naming every failing slice; return when all match."""
+    failing = [c for c in checks if not c.ok]
+    if failing:
+        lines = "; ".join(c.describe() for c in failing)
+        raise ReconciliationError(
+            f"run {run_id}: {len(failing)} of {len(checks)} slice(s) do not reconcile, so "
+            f"nothing was committed and the previous contents are intact: {lines}")
+
+
+def report_json(report: Mapping[str, Any]) -> str:
+    """The run report as JSON text (Decimals and datetimes as strings, keys sorted)."""
+    return json.dumps(report, default=str, sort_keys=True)
+
+
+def begin_params(run: RunStart) -> dict[str, Any]:
+    """Parameters of `load/begin_run.sql`."""
+    return {"run_id": run.run_id, "status": RUNNING, "provider": run.provider,
+            "source_format": run.source_format, "sources": json.dumps(run.sources, default=str),
+            "started_at": utc(run.started_at)}
+
+
+def fail_params(run_id: str, error: str, report: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters of `load/fail_run.sql`."""
+    return {"run_id": run_id, "status": FAILED, "error": error, "report": report_json(report)}
+
+
+def replace_params(staged: StagedRun, expected: Mapping[SliceKey, SliceStats],
+                   report: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters of every statement of `load/replace_slices.sql`."""
+    totals = SliceStats()
+    for stats in expected.values():
+        totals = totals.merge(stats)
+    return {
+        "run_id": staged.run_id,
+        "slices": slice_rows(expected),
+        "source_uris": list(staged.source_uris),
+        "status": SUCCEEDED,
+        "rows_read": totals.rows_read,
+        "rows_loaded": totals.rows_loaded,
+        "rows_dead_lettered": totals.rows_dead_lettered,
+        "source_basis_total": totals.source_basis,
+        "billed_cost_total": totals.billed_cost,
+        "dead_lettered_cost_total": totals.dead_lettered_cost,
+        "report": report_json(report),
+    }
+
+
+def record_failure(fail_run: Callable[[str, str, dict[str, Any]], None], run_id: str,
+                   message: str, report: dict[str, Any], error: BaseException) -> None:
+    """Mark the run failed without letting a ledger error hide the error that failed the run."""
+    try:
+        fail_run(run_id, message, report)
+    except Exception as ledger_error:  # noqa: BLE001 - the original error is what matters
+        error.add_note(f"The ledger could not record the failure either: {ledger_error}")
