@@ -1,40 +1,21 @@
-"""Find source files, check their headers, and stream them as Arrow record batches.
+"""What a source is, and how the pipeline finds and reads one, whatever the location.
 
-Planning (`plan_sources`) runs at the composition root before the pipeline starts: it expands
-paths, directories and globs, fingerprints each file (size, sha256) for the load ledger, reads
-only the header to detect the export format, and fails early, with the file named, on an empty
-file, a file that is not CSV or Parquet, duplicate header names or missing required columns.
-
-Reading (`read_batches`) streams one file as record batches of string columns (CSV) or native
-columns (Parquet), never the whole file in memory; a truncated or corrupt file raises a
-`SourceError` naming the file and the last row read.
+A *planner* turns one `--source` pattern into the files to read: local paths and globs, and
+(registered by their own modules) object stores with provider manifests that pick the current
+delivery of each billing period. A *reader* streams one planned file of a given container
+(csv, parquet, ...) as Arrow record batches. Both are looked up here by URI scheme and by
+container, so the pipeline never branches on where data lives.
 """
 
 from __future__ import annotations
 
-import csv
-import glob
-import hashlib
-import io
-import os
-from collections.abc import Iterator
+import importlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
-from costflow.errors import SourceError
-from costflow.transforms import registry
-
-CSV_SUFFIXES = (".csv", ".csv.gz")
-PARQUET_SUFFIXES = (".parquet",)
-SUPPORTED_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
-CSV_BLOCK_BYTES = 8 << 20  # ~8k CUR rows per batch: big enough to vectorize, small enough to stream
-HEADER_PEEK_BYTES = 64 << 10
-UTF8_BOM = "\ufeff"
+from costflow.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -44,240 +25,77 @@ class SourceFile:
     uri: str
     size_bytes: int
     sha256: str
-    container: str            # "csv" or "parquet"
+    container: str            # "csv", "parquet", ... (a registered reader)
     compression: str | None   # "gzip" or None
     columns: tuple[str, ...]  # header as the pipeline names the columns (BOM stripped)
     source_format: str
     provider: str
+    delivery_id: str | None = None  # manifest assembly / execution / run id, when there is one
 
     def ledger_entry(self) -> dict[str, object]:
-        return {"uri": self.uri, "size_bytes": self.size_bytes, "sha256": self.sha256,
-                "format": self.source_format}
+        entry: dict[str, object] = {"uri": self.uri, "size_bytes": self.size_bytes,
+                                    "sha256": self.sha256, "format": self.source_format}
+        if self.delivery_id:
+            entry["delivery_id"] = self.delivery_id
+        return entry
 
 
 @dataclass
 class Plan:
     files: list[SourceFile] = field(default_factory=list)
     empty_files: list[str] = field(default_factory=list)  # header only: nothing to load
+    notes: list[str] = field(default_factory=list)        # e.g. older deliveries passed over
+
+    def merge(self, other: Plan) -> Plan:
+        return Plan(self.files + other.files, self.empty_files + other.empty_files,
+                    self.notes + other.notes)
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in path
+Planner = Callable[[str, "str | None", "str | None"], Plan]
+Reader = Callable[[SourceFile], Iterator[tuple[int, pa.RecordBatch]]]
+
+# Modules that register planners and readers when imported.
+_MODULES = ("costflow.pipelines.file_sources",)
+_PLANNERS: dict[str | None, Planner] = {}
+_READERS: dict[str, Reader] = {}
 
 
-def expand_patterns(patterns: list[str]) -> list[str]:
-    """Paths, directories (searched recursively) and globs (``**`` allowed) -> sorted file URIs."""
-    found: set[str] = set()
-    for pattern in patterns:
-        if _is_remote(pattern):
-            matches = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-        elif os.path.isdir(pattern):
-            matches = [p for p in glob.glob(os.path.join(pattern, "**", "*"), recursive=True)
-                       if p.lower().endswith(SUPPORTED_SUFFIXES)]
-        elif glob.has_magic(pattern):
-            matches = [p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)]
-        elif os.path.isfile(pattern):
-            matches = [pattern]
-        else:
-            raise SourceError(pattern, "no such file or directory.")
-        if not matches:
-            raise SourceError(pattern, "matches no file.",
-                              expected=f"files ending in {', '.join(SUPPORTED_SUFFIXES)}")
-        found.update(matches if _is_remote(pattern) else (os.path.abspath(m) for m in matches))
-    return sorted(found)
+def register_planner(scheme: str | None, planner: Planner) -> None:
+    """Plan patterns with this URI scheme (None: plain local paths)."""
+    _PLANNERS[scheme] = planner
 
 
-def open_binary(uri: str) -> IO[bytes]:
-    if _is_remote(uri):
-        return FileSystems.open(uri, compression_type="uncompressed")
-    return open(uri, "rb")
+def register_reader(container: str, reader: Reader) -> None:
+    _READERS[container] = reader
 
 
-def _container(uri: str) -> tuple[str, str | None]:
-    lower = uri.lower()
-    if lower.endswith(".csv.gz"):
-        return "csv", "gzip"
-    if lower.endswith(".csv"):
-        return "csv", None
-    if lower.endswith(".parquet"):
-        return "parquet", None
-    raise SourceError(uri, "unsupported file type.",
-                      expected=f"a file ending in {', '.join(SUPPORTED_SUFFIXES)}")
+def _load() -> None:
+    for module in _MODULES:
+        importlib.import_module(module)
 
 
-def fingerprint(uri: str) -> tuple[int, str]:
-    """(size in bytes, sha256 hex) of the file as stored."""
-    digest = hashlib.sha256()
-    size = 0
-    with open_binary(uri) as f:
-        while chunk := f.read(4 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
-
-
-def _csv_text_stream(uri: str, compression: str | None) -> pa.NativeFile:
-    raw = pa.PythonFile(open_binary(uri), mode="r")
-    return pa.CompressedInputStream(raw, compression) if compression else raw
-
-
-def read_csv_header(uri: str, compression: str | None) -> tuple[list[str] | None, bool]:
-    """(header names with the BOM stripped, whether any data row follows) of a CSV file.
-
-    Reads only the first HEADER_PEEK_BYTES; the header is None when the file has no header line.
-    """
-    try:
-        with _csv_text_stream(uri, compression) as stream:
-            head = stream.read(HEADER_PEEK_BYTES)
-    except (OSError, pa.ArrowInvalid, EOFError) as exc:
-        raise SourceError(uri, f"cannot be read: {_explain(exc, compression)}",
-                          expected="a complete, well-formed file") from None
-    if not head.strip():
-        return None, False
-    if b"\x00" in head:
-        raise SourceError(uri, "is not a CSV text file (it contains binary NUL bytes).",
-                          expected="a comma-separated text export with a header row")
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the peek boundary
-            raise SourceError(uri, f"is not UTF-8 text (invalid byte at offset {exc.start}).",
-                              expected="a UTF-8 CSV export") from None
-        text = head[: exc.start].decode("utf-8")
-    text = text.removeprefix(UTF8_BOM)
-    records = csv.reader(io.StringIO(text))
-    first = next(records, None)
-    if not first:
-        return None, False
-    full_peek = len(head) >= HEADER_PEEK_BYTES
-    has_rows = full_peek or any(any(field.strip() for field in record) for record in records)
-    return [name.strip() for name in first], has_rows
-
-
-def _check_header(uri: str, header: list[str]) -> None:
-    seen: dict[str, int] = {}
-    for position, name in enumerate(header, start=1):
-        if not name:
-            raise SourceError(uri, f"header column {position} has no name.",
-                              row=0, expected="a name for every column")
-        if name in seen:
-            raise SourceError(uri, f"the header names column {name!r} twice "
-                              f"(columns {seen[name]} and {position}), so its values are "
-                              "ambiguous.", row=0, column=name,
-                              expected="unique column names")
-        seen[name] = position
-
-
-def inspect(uri: str, provider: str | None, source_format: str | None) -> SourceFile | None:
-    """Header checks and format detection for one file; None when it has a header and no rows."""
-    container, compression = _container(uri)
-    if container == "parquet":
-        try:
-            with open_binary(uri) as f:
-                pf = pq.ParquetFile(f)
-                header = list(pf.schema_arrow.names)
-                nrows = pf.metadata.num_rows
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise SourceError(uri, f"is not a readable Parquet file ({exc}).") from None
-        has_rows = nrows > 0
-    else:
-        parsed, has_rows = read_csv_header(uri, compression)
-        if parsed is None:
-            raise SourceError(uri, "is empty: it has no header row, so it is not an export "
-                              "(a broken download?).", expected="a CSV header row")
-        header = parsed
-    _check_header(uri, header)
-    normalizer = (registry.get(source_format) if source_format
-                  else registry.detect(header, provider, uri))
-    if provider and normalizer.provider != provider:
-        raise SourceError(uri, f"is a {normalizer.provider} export ({normalizer.source_format}), "
-                          f"but --provider {provider} was given.")
-    missing = normalizer.missing_required(header)
-    if missing:
-        raise SourceError(uri, f"lacks the required column(s) {', '.join(missing)}.",
-                          row=0, column=missing[0],
-                          expected=f"a {normalizer.source_format} header with "
-                          f"{', '.join(missing)}")
-    size, sha = fingerprint(uri)
-    source = SourceFile(uri=uri, size_bytes=size, sha256=sha, container=container,
-                        compression=compression, columns=tuple(header),
-                        source_format=normalizer.source_format, provider=normalizer.provider)
-    return source if has_rows else None
+def scheme(pattern: str) -> str | None:
+    return pattern.split("://", 1)[0].lower() if "://" in pattern else None
 
 
 def plan_sources(patterns: list[str], provider: str | None = None,
                  source_format: str | None = None) -> Plan:
+    """Plan every pattern with the planner of its scheme; files named twice are read once."""
+    _load()
     plan = Plan()
-    for uri in expand_patterns(patterns):
-        source = inspect(uri, provider, source_format)
-        if source is None:
-            plan.empty_files.append(uri)
-        else:
-            plan.files.append(source)
+    for pattern in patterns:
+        planner = _PLANNERS.get(scheme(pattern))
+        if planner is None:
+            known = ", ".join(sorted(f"{s}://" for s in _PLANNERS if s)) or "none"
+            raise ConfigError(f"--source {pattern!r}: no reader for {scheme(pattern)}:// "
+                              f"locations (known: local paths, {known}).")
+        plan = plan.merge(planner(pattern, provider, source_format))
+    seen: set[str] = set()
+    plan.files = [f for f in plan.files if not (f.uri in seen or seen.add(f.uri))]
     return plan
 
 
 def read_batches(source: SourceFile) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """Yield (first data-row number, batch) for one file, streaming.
-
-    CSV columns are all read as strings with empty fields as null: a normalizer decides types,
-    so account IDs keep their leading zeros and costs are parsed exactly.
-    """
-    row = 1
-    try:
-        if source.container == "parquet":
-            with open_binary(source.uri) as f:
-                for batch in pq.ParquetFile(f).iter_batches(batch_size=65_536):
-                    yield row, batch
-                    row += batch.num_rows
-            return
-        read_options = pacsv.ReadOptions(column_names=list(source.columns), skip_rows=1,
-                                         block_size=CSV_BLOCK_BYTES, encoding="utf8")
-        convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in source.columns},
-                                       strings_can_be_null=True, null_values=[""],
-                                       quoted_strings_can_be_null=True)
-        parse = pacsv.ParseOptions(newlines_in_values=True)
-        with _csv_text_stream(source.uri, source.compression) as stream:
-            reader = pacsv.open_csv(stream, read_options=read_options,
-                                    parse_options=parse, convert_options=convert)
-            for batch in reader:
-                if batch.num_rows:
-                    yield row, batch
-                    row += batch.num_rows
-    except (pa.ArrowInvalid, OSError, EOFError) as exc:
-        if "Expected" in str(exc) and "columns, got" in str(exc):
-            bad_row, fields = _locate_malformed_row(source)
-            raise SourceError(
-                source.uri, f"row {bad_row} has {fields} fields but the header has "
-                f"{len(source.columns)}, so its values cannot be matched to columns.",
-                row=bad_row, expected="one field per header column (quote values that contain "
-                "commas); nothing from this run was committed") from None
-        raise SourceError(
-            source.uri,
-            f"reading stopped after row {row - 1}: {_explain(exc, source.compression)}",
-            row=row, expected="a complete, well-formed file; nothing from this run was committed",
-        ) from None
-
-
-def _locate_malformed_row(source: SourceFile) -> tuple[int | None, int | None]:
-    """(data-row number, field count) of the first row whose field count is off.
-
-    Only called after the fast reader refused the file, so the slow exact pass costs nothing
-    on good files.
-    """
-    with _csv_text_stream(source.uri, source.compression) as stream:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text)
-        next(reader, None)
-        for number, record in enumerate(reader, start=1):
-            if record and len(record) != len(source.columns):
-                return number, len(record)
-    return None, None
-
-
-def _explain(exc: Exception, compression: str | None) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if compression and any(w in text.lower() for w in ("gzip", "truncated", "compress",
-                                                              "unexpected end", "eof")):
-        return f"the gzip stream is truncated or corrupt ({text})."
-    return f"{text}."
+    """Yield (first data-row number, batch) for one planned file, streaming."""
+    _load()
+    return _READERS[source.container](source)

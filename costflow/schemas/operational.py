@@ -82,4 +82,37 @@ LOAD_SLICES = TableSpec(
     ),
 )
 
-OPERATIONAL_TABLES = (DEAD_LETTERS, LOAD_RUNS, LOAD_SLICES)
+# Provider-neutral cost recommendations (GCP Recommender, AWS Compute Optimizer, Azure Advisor).
+RECOMMENDATION_CATEGORIES = ("compute", "storage", "network", "database", "commitment", "other")
+RECOMMENDATION_STATES = ("active", "claimed", "succeeded", "failed", "dismissed")
+
+RECOMMENDATIONS = TableSpec(
+    name="recommendations",
+    description="Cost optimization recommendations from every provider, in one shape; the latest fetch per provider and billing account replaces the previous one.",
+    columns=(
+        _c("recommendation_id", S, False, "The provider's own ID of the recommendation (GCP recommendation name, Compute Optimizer instance ARN + option, Advisor recommendation ID)."),
+        _c("x_SourceProvider", S, False, "Provider: aws, gcp or azure."),
+        _c("source", S, False, "Which service produced it, e.g. google.compute.instance.MachineTypeRecommender, aws.compute_optimizer.ec2, azure.advisor."),
+        Column(name="category", type=S, nullable=False, description="What kind of saving it is.", allowed_values=RECOMMENDATION_CATEGORIES),
+        _c("BillingAccountId", S, True, "Billing account the resource bills to, when known."),
+        _c("SubAccountId", S, True, "Sub account (AWS account, GCP project, Azure subscription) of the resource."),
+        _c("RegionId", S, True, "Region of the resource."),
+        _c("ResourceId", S, True, "Provider ID of the resource the recommendation is about (null for account-wide ones)."),
+        _c("ResourceName", S, True, "Display name of the resource."),
+        _c("ResourceType", S, True, "Kind of resource, e.g. Virtual Machine."),
+        _c("description", S, False, "What to do, in the provider's words."),
+        _c("current_configuration", S, True, "What the resource is now, e.g. the instance type."),
+        _c("recommended_configuration", S, True, "What it should become, e.g. the target instance type."),
+        _c("estimated_monthly_savings", D, True, "Estimated savings per month, in savings_currency."),
+        _c("savings_currency", S, True, "ISO 4217 currency of estimated_monthly_savings."),
+        Column(name="state", type=S, nullable=False, description="Lifecycle state of the recommendation.", allowed_values=RECOMMENDATION_STATES),
+        _c("priority", S, True, "Provider's impact or priority label (e.g. High, P2)."),
+        _c("last_refreshed_at", T, True, "When the provider last refreshed it (UTC)."),
+        _c("details", J, True, "The provider's full record as JSON, for anything not mapped above."),
+        _c("x_RunId", S, False, "Run that fetched it."),
+        _c("x_IngestedAt", T, False, "When it was fetched (UTC)."),
+    ),
+    cluster_by=("x_SourceProvider", "category"),
+)
+
+OPERATIONAL_TABLES = (DEAD_LETTERS, LOAD_RUNS, LOAD_SLICES, RECOMMENDATIONS)

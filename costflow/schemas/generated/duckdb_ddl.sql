@@ -129,6 +129,30 @@ CREATE TABLE IF NOT EXISTS cost_analytics.load_slices (
   committed_at TIMESTAMPTZ NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS cost_analytics.recommendations (
+  recommendation_id VARCHAR NOT NULL,
+  x_SourceProvider VARCHAR NOT NULL,
+  source VARCHAR NOT NULL,
+  category VARCHAR NOT NULL,
+  BillingAccountId VARCHAR,
+  SubAccountId VARCHAR,
+  RegionId VARCHAR,
+  ResourceId VARCHAR,
+  ResourceName VARCHAR,
+  ResourceType VARCHAR,
+  description VARCHAR NOT NULL,
+  current_configuration VARCHAR,
+  recommended_configuration VARCHAR,
+  estimated_monthly_savings DECIMAL(38, 18),
+  savings_currency VARCHAR,
+  state VARCHAR NOT NULL,
+  priority VARCHAR,
+  last_refreshed_at TIMESTAMPTZ,
+  details JSON,
+  x_RunId VARCHAR NOT NULL,
+  x_IngestedAt TIMESTAMPTZ NOT NULL
+);
+
 CREATE OR REPLACE VIEW cost_analytics.focus_v1_2 AS
 SELECT
   AvailabilityZone,

@@ -137,6 +137,32 @@ CREATE TABLE IF NOT EXISTS cost_analytics.load_slices (
 )
 OPTIONS (description = 'Per-slice reconciliation of each run: what the source says next to what was committed.');
 
+CREATE TABLE IF NOT EXISTS cost_analytics.recommendations (
+  recommendation_id STRING NOT NULL OPTIONS (description = 'The provider\'s own ID of the recommendation (GCP recommendation name, Compute Optimizer instance ARN + option, Advisor recommendation ID).'),
+  x_SourceProvider STRING NOT NULL OPTIONS (description = 'Provider: aws, gcp or azure.'),
+  source STRING NOT NULL OPTIONS (description = 'Which service produced it, e.g. google.compute.instance.MachineTypeRecommender, aws.compute_optimizer.ec2, azure.advisor.'),
+  category STRING NOT NULL OPTIONS (description = 'What kind of saving it is.'),
+  BillingAccountId STRING OPTIONS (description = 'Billing account the resource bills to, when known.'),
+  SubAccountId STRING OPTIONS (description = 'Sub account (AWS account, GCP project, Azure subscription) of the resource.'),
+  RegionId STRING OPTIONS (description = 'Region of the resource.'),
+  ResourceId STRING OPTIONS (description = 'Provider ID of the resource the recommendation is about (null for account-wide ones).'),
+  ResourceName STRING OPTIONS (description = 'Display name of the resource.'),
+  ResourceType STRING OPTIONS (description = 'Kind of resource, e.g. Virtual Machine.'),
+  description STRING NOT NULL OPTIONS (description = 'What to do, in the provider\'s words.'),
+  current_configuration STRING OPTIONS (description = 'What the resource is now, e.g. the instance type.'),
+  recommended_configuration STRING OPTIONS (description = 'What it should become, e.g. the target instance type.'),
+  estimated_monthly_savings BIGNUMERIC OPTIONS (description = 'Estimated savings per month, in savings_currency.'),
+  savings_currency STRING OPTIONS (description = 'ISO 4217 currency of estimated_monthly_savings.'),
+  state STRING NOT NULL OPTIONS (description = 'Lifecycle state of the recommendation.'),
+  priority STRING OPTIONS (description = 'Provider\'s impact or priority label (e.g. High, P2).'),
+  last_refreshed_at TIMESTAMP OPTIONS (description = 'When the provider last refreshed it (UTC).'),
+  details JSON OPTIONS (description = 'The provider\'s full record as JSON, for anything not mapped above.'),
+  x_RunId STRING NOT NULL OPTIONS (description = 'Run that fetched it.'),
+  x_IngestedAt TIMESTAMP NOT NULL OPTIONS (description = 'When it was fetched (UTC).')
+)
+CLUSTER BY x_SourceProvider, category
+OPTIONS (description = 'Cost optimization recommendations from every provider, in one shape; the latest fetch per provider and billing account replaces the previous one.');
+
 CREATE OR REPLACE VIEW cost_analytics.focus_v1_2 AS
 SELECT
   AvailabilityZone,
