@@ -130,8 +130,8 @@ COPY (
                 WHEN kind = 'SavingsPlanRecurringFee' THEN sp_unused
                 WHEN kind = 'DiscountedUsage' THEN ri_effective
                 WHEN kind = 'RIFee' THEN ri_unused
-                WHEN kind IN ('SavingsPlanNegation', 'SavingsPlanUpfrontFee') OR (kind = 'Fee' AND is_ri)
-                    THEN CAST(0 AS ${money})
+                WHEN kind IN ('SavingsPlanNegation', 'SavingsPlanUpfrontFee')
+                     OR (kind = 'Fee' AND is_ri) THEN CAST(0 AS ${money})
                 ELSE billed
             END AS EffectiveCost,
             commitment_id AS CommitmentDiscountId,

@@ -49,6 +49,11 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _identifier(name: str) -> str:
+    """A quoted SQL identifier (a column name read from the file's header)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _tree_rss_kb(root: int) -> int:
     """Sum of VmRSS (kB) over ``root`` and its descendants, from /proc."""
     children: dict[int, list[int]] = {}
@@ -145,8 +150,8 @@ def bench_ours(source: Path, workdir: Path, rows: int, total: Decimal) -> dict[s
     if run["exit_code"] != 0:
         tail = "\n".join(run["stderr"].strip().splitlines()[-8:])
         return {**result, "ok": False, "message": (
-            f"costflow ingest is not runnable yet (exit code {run['exit_code']}); the DuckDB bar "
-            f"below is still measured. Last lines of its stderr:\n{tail}")}
+            f"costflow ingest failed (exit code {run['exit_code']}), so it is not measured "
+            f"(not runnable yet?); the DuckDB bar still is. Its last stderr lines:\n{tail}")}
     try:
         report = json.loads(run["stdout"])
         totals = report["totals"]
@@ -169,14 +174,16 @@ def render_sql(source: Path, out: Path, money: str) -> str:
     """The benchmark statement for ``source``; tag columns come from the file's own header."""
     import duckdb
 
-    header = duckdb.sql(f"SELECT * FROM read_csv({_literal(str(source))}, all_varchar = true) "
-                        "LIMIT 0").columns
-    tags = [c for c in header if c.startswith("resourceTags/")]
-    tag_list = ("[" + ", ".join(f"{{'k': {_literal(c.split('/', 1)[1])}, 'v': \"{c}\"}}"
-                                for c in tags) + "]") if tags else "[]::STRUCT(k VARCHAR, v VARCHAR)[]"
+    with duckdb.connect() as con:
+        cursor = con.execute(f"SELECT * FROM read_csv({_literal(str(source))}, "
+                             "all_varchar = true) LIMIT 0")
+        header = [d[0] for d in cursor.description or []]
+    structs = [f"{{'k': {_literal(c.split('/', 1)[1])}, 'v': {_identifier(c)}}}"
+               for c in header if c.startswith("resourceTags/")]
+    tags = f"[{', '.join(structs)}]" if structs else "[]::STRUCT(k VARCHAR, v VARCHAR)[]"
     return Template(SQL.read_text()).substitute(
         source=_literal(str(source)), services=_literal(str(SERVICES)), out=_literal(str(out)),
-        money=MONEY[money], tags=tag_list)
+        money=MONEY[money], tags=tags)
 
 
 def duckdb_worker(source: Path, out: Path, money: str, threads: int) -> None:
@@ -204,8 +211,9 @@ def bench_duckdb(source: Path, workdir: Path, rows: int, total: Decimal, money: 
     name = f"duckdb 1 SQL {MONEY[money]}"
     if run["exit_code"] != 0:
         return {"tool": name, "ok": False, "message": run["stderr"][-2000:]}
-    n, billed = duckdb.sql(f"SELECT count(*), sum(BilledCost) FROM "
-                           f"read_parquet({_literal(str(out))})").fetchall()[0]
+    with duckdb.connect() as con:
+        n, billed = con.execute(f"SELECT count(*), sum(BilledCost) FROM "
+                                f"read_parquet({_literal(str(out))})").fetchall()[0]
     statement = json.loads(run["stdout"])["statement_seconds"]
     return {"tool": name, "ok": True, "rows": rows, **_timing(run, rows),
             "statement_seconds": round(statement, 2), "rows_loaded": n,

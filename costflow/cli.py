@@ -75,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "ingest":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format=LOG_FORMAT, datefmt="%H:%M:%S", stream=sys.stderr)
-    for noisy in ("apache_beam", "root"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    # Our progress lines at INFO; everything else (Beam is chatty) only when it is a problem.
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    logging.getLogger("costflow").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
     try:
         return {"ingest": _ingest, "query": _query, "export": _export,
                 "demo": _demo}[args.command](args, extra)

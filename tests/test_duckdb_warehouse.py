@@ -79,6 +79,14 @@ def ledger(wh: DuckDBWarehouse, run_id: str) -> dict:
     return one(wh, "SELECT * FROM cost_analytics.load_runs WHERE run_id = @r", r=run_id)
 
 
+def no_staging_left(wh: DuckDBWarehouse) -> bool:
+    """No staging table or view survives a commit, whatever its outcome (native DuckDB SQL)."""
+    with wh.connection() as con:
+        (count,) = con.execute("SELECT COUNT(*) FROM information_schema.tables "
+                               "WHERE starts_with(table_name, '_staged')").fetchone()
+    return count == 0
+
+
 def test_commit_loads_rows_and_the_ledger_says_succeeded(wh, tmp_path) -> None:
     checks = commit(wh, tmp_path, "run-1", november() + december())
 
@@ -100,7 +108,7 @@ def test_commit_loads_rows_and_the_ledger_says_succeeded(wh, tmp_path) -> None:
         (NOV, 3, 3, Decimal("1.2730000497"), Decimal("1.2730000497"), Decimal(0)),
         (DEC, 1, 1, Decimal("3.10"), Decimal("3.10"), Decimal(0)),
     ]
-    assert one(wh, "SELECT COUNT(*) AS n FROM cost_analytics._staged_cost_line_items") == {"n": 0}
+    assert no_staging_left(wh)
 
 
 def test_the_smallest_cur_cost_survives_exactly(wh, tmp_path) -> None:
@@ -161,7 +169,7 @@ def test_a_slice_that_does_not_reconcile_commits_nothing(wh, tmp_path) -> None:
     assert run["status"] == "failed" and "aws/123412340534/2023-11" in run["error"]
     assert one(wh, "SELECT COUNT(*) AS n FROM cost_analytics.load_slices "
                    "WHERE run_id = 'run-2'") == {"n": 0}
-    assert one(wh, "SELECT COUNT(*) AS n FROM cost_analytics._staged_cost_line_items") == {"n": 0}
+    assert no_staging_left(wh)
 
 
 def test_staged_rows_of_a_slice_nobody_expected_fail_reconciliation(wh, tmp_path) -> None:
@@ -191,8 +199,7 @@ def test_a_crash_mid_commit_leaves_the_previous_contents(wh, tmp_path, statement
     assert run["status"] == "failed" and "rolled back" in run["error"]
     assert one(wh, "SELECT COUNT(*) AS n FROM cost_analytics.load_slices "
                    "WHERE run_id = 'run-2'") == {"n": 0}
-    for staging in ("_staged_cost_line_items", "_staged_dead_letters"):
-        assert one(wh, f"SELECT COUNT(*) AS n FROM cost_analytics.{staging}") == {"n": 0}
+    assert no_staging_left(wh)
 
 
 def test_dead_letters_are_replaced_by_slice_and_by_source_uri(wh, tmp_path) -> None:

@@ -21,7 +21,7 @@ SPECS = {t.name: t for t in ALL_TABLES}
 
 
 def test_the_sql_tree_holds_the_files_the_engines_run() -> None:
-    assert {"ddl/create_tables.sql", "load/begin_run.sql", "load/create_staging.sql",
+    assert {"ddl/create_tables.sql", "load/begin_run.sql",
             "load/fail_run.sql", "load/reconcile_slices.sql", "load/replace_slices.sql",
             "queries/costs_by_dimension.sql"} <= set(ALL_FILES)
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from costflow.errors import CostflowError, DeadLetterThresholdError, IngestFailed
@@ -86,6 +87,8 @@ class CommitRun(beam.DoFn):
 
     def process(self, part: StagedPart) -> Iterator[dict[str, Any]]:
         s = self.settings
+        # Reading and normalizing are over: give their Arrow buffers back before the load.
+        pa.default_memory_pool().release_unused()
         report = RunReport(run_id=s.run_id, started_at=s.started_at, warehouse=s.warehouse_url,
                            sources=s.sources, empty_files=s.empty_files)
         report.add_totals(part.slices, part.files)

@@ -1,8 +1,8 @@
 """The `cost_analytics` dataset in an embedded DuckDB file: the local twin of BigQuery.
 
 It runs the same BigQuery-dialect SQL files as the BigQuery engine, transpiled by
-`costflow.warehouse.sqlfiles`. A commit is one DuckDB transaction: the staged Parquet files are
-inserted into the staging tables, the reconciliation query is compared with the source's totals
+`costflow.warehouse.sqlfiles`. A commit is one DuckDB transaction: the staging names become
+views over the staged Parquet files, the reconciliation query is compared with the source's totals
 and, only if every slice matches, the slices are replaced. Any error rolls everything back and
 the ledger records the run as failed in a separate small transaction.
 
@@ -39,18 +39,51 @@ from costflow.warehouse import slices, sqlfiles
 from costflow.warehouse.base import RunStart, StagedRun, Warehouse
 from costflow.warehouse.sqlfiles import DuckStatement
 
+DEFAULT_MEMORY_LIMIT = "768MB"
 MEMORY = ":memory:"
-# Staged Parquet -> staging table, matched BY NAME. DuckDB-only SQL (BigQuery uses load jobs);
-# table names are constants, the file list is a bound parameter.
-STAGE_SQL: dict[str, tuple[TableSpec, str]] = {
-    name: (spec, f"INSERT INTO {DATASET}.{slices.STAGING_TABLES[spec.name]} BY NAME "
-                 "SELECT * FROM read_parquet($files)")
-    for name, spec in (("stage_rows", COST_LINE_ITEMS), ("stage_dead_letters", DEAD_LETTERS))
-}
+# Staged Parquet is read in place: inside the commit transaction each staging name is a view
+# over the run's files, so a load copies the data once (into the target), not twice. DuckDB
+# cannot bind parameters in a view, so the file list is a literal of the pipeline's own staging
+# paths, quoted; the column list comes from the declaration, fixing the order.
+STAGED: dict[str, TableSpec] = {"stage_rows": COST_LINE_ITEMS, "stage_dead_letters": DEAD_LETTERS}
+# Statements of replace_slices.sql that empty BigQuery's staging tables; a view needs none.
+VIEW_NEEDS_NO_CLEANING = frozenset({"clean_staged_rows", "clean_staged_dead_letters"})
+
+
+def staged_view_sql(spec: TableSpec, files: list[str]) -> str:
+    """CREATE VIEW for the staging name of ``spec`` over ``files`` (none: an empty view)."""
+    columns = ", ".join(f'"{name}"' for name in spec.names)
+    view = f"{DATASET}.{slices.STAGING_TABLES[spec.name]}"
+    if not files:
+        source = f"{DATASET}.{spec.name} LIMIT 0"
+    else:
+        source = "read_parquet([" + ", ".join(_literal(str(f)) for f in files) + "])"
+    return f"CREATE OR REPLACE VIEW {view} AS SELECT {columns} FROM {source}"
+
+
+def _literal(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError(f"staged file path contains a NUL byte: {text!r}")
+    return "'" + text.replace("'", "''") + "'"
 
 
 class InjectedFailure(RuntimeError):
     """Raised by the test hook `fail_after_statement` to simulate a crash mid-commit."""
+
+
+def _config() -> dict[str, str]:
+    """Engine settings that keep a load's memory bounded, whatever the input size.
+
+    Without a limit DuckDB may take 80% of the machine's memory for one large insert; with
+    insertion order not preserved it streams INSERT ... SELECT from Parquet instead of
+    buffering it. Both can be overridden by environment (COSTFLOW_DUCKDB_MEMORY_LIMIT,
+    COSTFLOW_DUCKDB_THREADS) for bigger machines.
+    """
+    return {
+        "memory_limit": os.environ.get("COSTFLOW_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT),
+        "threads": os.environ.get("COSTFLOW_DUCKDB_THREADS", str(os.cpu_count() or 2)),
+        "preserve_insertion_order": "false",
+    }
 
 
 class DuckDBWarehouse(Warehouse):
@@ -86,7 +119,7 @@ class DuckDBWarehouse(Warehouse):
             con = self._shared.cursor()
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(self.path))
+            con = duckdb.connect(str(self.path), config=_config())
         try:
             con.execute("SET SESSION TimeZone = 'UTC'")
             yield con
@@ -100,12 +133,12 @@ class DuckDBWarehouse(Warehouse):
             self._shared = None
 
     def ensure_schema(self) -> None:
-        """Run the rendered DuckDB DDL, then create the staging tables (both idempotent)."""
+        """Run the rendered DuckDB DDL (idempotent); staging is per commit, as views."""
         ddl = resources.files("costflow").joinpath("schemas", "generated", "duckdb_ddl.sql")
         with self.connection() as con:
             con.execute(ddl.read_text(encoding="utf-8"))
-            for statement in sqlfiles.load("load/create_staging.sql"):
-                con.execute(statement.duckdb.sql)
+            for staging in slices.STAGING_TABLES.values():  # tables of an earlier layout
+                con.execute(f"DROP TABLE IF EXISTS {DATASET}.{staging}")
 
     def begin_run(self, run: RunStart) -> None:
         """Record the run in load_runs with status 'running'."""
@@ -147,12 +180,10 @@ class DuckDBWarehouse(Warehouse):
 
     def _commit(self, con: duckdb.DuckDBPyConnection, staged: StagedRun,
                 expected: dict[SliceKey, SliceStats], params: dict[str, Any]) -> list[SliceCheck]:
-        for name, (spec, sql) in STAGE_SQL.items():
+        for name, spec in STAGED.items():
             files = staged.row_files if spec is COST_LINE_ITEMS else staged.dead_letter_files
-            if files:
-                _check_staged_schema(spec, files)
-                self._execute(con, name, DuckStatement(sql, frozenset({"files"})),
-                              {"files": [str(f) for f in files]})
+            _check_staged_schema(spec, files)
+            self._execute(con, name, DuckStatement(staged_view_sql(spec, files), frozenset()), {})
         (reconcile,) = sqlfiles.load("load/reconcile_slices.sql")
         cursor = self._execute(con, "reconcile_slices", reconcile.duckdb, params)
         columns = [d[0] for d in cursor.description]
@@ -162,7 +193,11 @@ class DuckDBWarehouse(Warehouse):
         for statement in sqlfiles.load("load/replace_slices.sql"):
             if "slices" in statement.parameters and not params["slices"]:
                 continue  # no attributable slice: nothing to write (DuckDB cannot type [] here)
+            if statement.name in VIEW_NEEDS_NO_CLEANING:
+                continue
             self._execute(con, statement.name, statement.duckdb, params)
+        for spec in STAGED.values():
+            con.execute(f"DROP VIEW {DATASET}.{slices.STAGING_TABLES[spec.name]}")
         return checks
 
     def _execute(self, con: duckdb.DuckDBPyConnection, name: str, statement: DuckStatement,

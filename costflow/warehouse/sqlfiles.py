@@ -15,8 +15,8 @@ DuckDB with sqlglot. The DuckDB traps measured on this project are fixed here, a
 Statements in a script are named by a ``-- name: <name>`` comment in front of them, so logs,
 job labels and the failure-injection hook can refer to them.
 
->>> [s.name for s in load("load/create_staging.sql")]
-['create_staged_rows', 'create_staged_dead_letters']
+>>> [s.name for s in load("load/fail_run.sql")]
+['fail_run']
 >>> to_duckdb("SELECT DATE_TRUNC(DATE(ts), MONTH) FROM t WHERE a = @a")[0].sql
 "SELECT CAST(DATE_TRUNC('MONTH', CAST(ts AS DATE)) AS DATE) FROM t WHERE a = $a"
 """
