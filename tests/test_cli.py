@@ -1,0 +1,74 @@
+"""The `costflow` console script as a user runs it: exit codes and one-paragraph errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+from costflow.cli import render
+
+COSTFLOW = Path(sys.executable).with_name("costflow")
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "COSTFLOW_WAREHOUSE"}
+    return subprocess.run([str(COSTFLOW), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_missing_source_is_one_line_exit_2(tmp_path):
+    done = _run("ingest", "--source", "nowhere/*.csv.gz", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "costflow: error: nowhere/*.csv.gz: matches no file. "
+        "Expected files ending in .csv, .csv.gz, .parquet.")
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_group_by_and_bad_range_are_clear(tmp_path):
+    done = _run("query", "costs", "--start", "2023-11-01", "--end", "2023-12-01",
+                "--group-by", "service;DROP TABLE x", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "service;DROP TABLE x" in done.stderr and "service" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = _run("query", "costs", "--start", "2023-12-01", "--end", "2023-11-01", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "is not after --start" in done.stderr
+
+
+def test_not_a_date_is_an_argument_error(tmp_path):
+    done = _run("query", "costs", "--start", "11/01/2023", "--end", "2023-12-01", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "'11/01/2023' is not a date; expected YYYY-MM-DD" in done.stderr
+
+
+def test_warehouse_url_errors_name_the_accepted_forms(tmp_path):
+    done = _run("export", "--out", "x.parquet", "--warehouse", "postgres://db/x", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "postgres://db/x" in done.stderr and "duckdb:///" in done.stderr
+
+
+def test_render_keeps_decimals_exact_in_every_format():
+    rows = [{"service": "Amazon S3", "cost": Decimal("0.000000004970000000")},
+            {"service": "AWS Lambda", "cost": Decimal("-12.500000000000000000")}]
+    assert render(rows, ["service", "cost"], "csv").splitlines() == [
+        "service,cost", "Amazon S3,0.00000000497", "AWS Lambda,-12.5"]
+    assert '"cost": "0.00000000497"' in render(rows, ["service", "cost"], "json")
+    table = render(rows, ["service", "cost"], "table").splitlines()
+    assert table[0].startswith("service") and table[2].endswith("0.00000000497")
+    assert table[3].endswith("-12.5")
+
+
+def test_demo_generates_ingests_and_reconciles(tmp_path, monkeypatch):
+    from costflow.samples.demo import run_demo
+
+    monkeypatch.chdir(tmp_path)
+    text = run_demo(rows=2_000, out_dir="exports/cur")
+    assert "succeeded" in text
+    assert "aws/123412340534/2023-10" in text and "aws/123412340534/2023-11" in text
+    source = text.split("(source total ")[1].split(" USD")[0]
+    assert f"source basis {source} = BilledCost {source} + dead-lettered 0" in text
+    assert (tmp_path / ".costflow" / "warehouse.duckdb").exists()
