@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 import apache_beam as beam
+import pyarrow as pa
 
 from costflow.pipelines.elements import SourceBatch
 from costflow.pipelines.sources import SourceFile, read_batches
@@ -24,7 +25,7 @@ READ_AHEAD = 2
 _DONE = object()
 
 
-def read_ahead(source: SourceFile) -> Iterator[tuple[int, object]]:
+def read_ahead(source: SourceFile) -> Iterator[tuple[int, pa.RecordBatch]]:
     """`read_batches` with the reading done in a background thread, at most READ_AHEAD ahead."""
     q: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
     stop = threading.Event()

@@ -90,8 +90,10 @@ def plan_sources(patterns: list[str], provider: str | None = None,
             raise ConfigError(f"--source {pattern!r}: no reader for {scheme(pattern)}:// "
                               f"locations (known: local paths, {known}).")
         plan = plan.merge(planner(pattern, provider, source_format))
-    seen: set[str] = set()
-    plan.files = [f for f in plan.files if not (f.uri in seen or seen.add(f.uri))]
+    unique: dict[str, SourceFile] = {}
+    for source in plan.files:
+        unique.setdefault(source.uri, source)
+    plan.files = list(unique.values())
     return plan
 
 

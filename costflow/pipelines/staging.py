@@ -12,6 +12,7 @@ from __future__ import annotations
 import posixpath
 import uuid
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import apache_beam as beam
 import pyarrow as pa
@@ -37,7 +38,7 @@ class _Writer:
 
     def __init__(self, path: str, schema: pa.Schema) -> None:
         self.path, self.schema = path, schema
-        self._sink = None
+        self._sink: BinaryIO | None = None
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, table: pa.Table) -> None:
@@ -52,7 +53,8 @@ class _Writer:
         if self._writer is None:
             return None
         self._writer.close()
-        self._sink.close()
+        if self._sink is not None:
+            self._sink.close()
         return self.path
 
 
@@ -85,4 +87,4 @@ class StageParquet(beam.DoFn):
                           dead_letter_files=[dead_file] if dead_file else [],
                           slices=merge_all([self._part.slices]), files=self._part.files)
         if part.files:
-            yield WindowedValue(part, MIN_TIMESTAMP, [GlobalWindow()])
+            yield WindowedValue(part, MIN_TIMESTAMP, (GlobalWindow(),))

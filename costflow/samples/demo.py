@@ -45,10 +45,10 @@ def run_demo(rows: int = 50_000, out_dir: str = "exports/cur", warehouse: str | 
                                 ("By month and sub account", ["month", "sub_account"])):
             table = costs_by_dimension(wh, date(2023, 10, 1), date(2023, 12, 1),
                                        group_by=group_by)
-            rows = table.to_pylist()
+            found = table.to_pylist()
             if group_by == ["service"]:
-                rows = sorted(rows, key=lambda r: r["cost"], reverse=True)[:10]
-            lines += [f"{title} (BilledCost):", render(rows, table.column_names, "table"), ""]
+                found = sorted(found, key=lambda r: r["cost"], reverse=True)[:10]
+            lines += [f"{title} (BilledCost):", render(found, table.column_names, "table"), ""]
     finally:
         wh.close()
     lines.append(f"warehouse: {url}. Next: costflow query costs --start 2023-10-01 "

@@ -71,7 +71,7 @@ class InjectedFailure(RuntimeError):
     """Raised by the test hook `fail_after_statement` to simulate a crash mid-commit."""
 
 
-def _config() -> dict[str, str]:
+def _config() -> dict[str, str | bool | int | float | list[str]]:
     """Engine settings that keep a load's memory bounded, whatever the input size.
 
     Without a limit DuckDB may take 80% of the machine's memory for one large insert; with
