@@ -1,4 +1,4 @@
-"""The `costflow` command: ingest exports, query costs, export FOCUS, run the demo.
+"""The `costflow` command: ingest exports, query costs, export FOCUS, serve MCP, run the demo.
 
 Every failure caused by input or configuration ends in a one-paragraph message naming the file,
 row and column, and a non-zero exit status; never a bare traceback.
@@ -43,6 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--format", dest="source_format")
     ingest.add_argument("--warehouse")
     ingest.add_argument("--json", action="store_true", help="Print the run report as JSON.")
+    ingest.add_argument("--billing-currency", dest="billing_currency",
+                        help="ISO 4217 currency (e.g. USD) of exports that have no currency "
+                             "column, asserted by you; flagged on their rows.")
+    ingest.add_argument("--start", type=_date,
+                        help="azure-query://, aws-ce://, bq://: inclusive start.")
+    ingest.add_argument("--end", type=_date,
+                        help="azure-query://, aws-ce://, bq://: exclusive end.")
+    ingest.add_argument("--authorized-project", dest="authorized_project", action="append",
+                        default=[], help="bq://: only rows of this GCP project; repeat.")
+    ingest.add_argument("--lookback-days", dest="lookback_days", type=int,
+                        help="bq://: re-read rows exported up to N days before the last "
+                             "load's high-water export_time (default 3).")
 
     query = sub.add_parser("query", help="Read costs from the warehouse.")
     qsub = query.add_subparsers(dest="query", required=True)
@@ -55,19 +67,85 @@ def _parser() -> argparse.ArgumentParser:
                        help="Keep rows whose dimension equals VALUE; repeat for more.")
     costs.add_argument("--metric", default="BilledCost",
                        help="BilledCost (default), EffectiveCost, ListCost or ContractedCost.")
-    costs.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    costs.add_argument("--warehouse")
+    costs.add_argument("--granularity", choices=["TOTAL", "DAILY", "MONTHLY"], default="TOTAL",
+                       help="Add a day or month column (default: TOTAL, none).")
+    _scope_flags(costs)
 
-    export = sub.add_parser("export", help="Write the FOCUS view to a Parquet file.")
-    export.add_argument("--out", required=True)
+    forecast = qsub.add_parser("forecast", help="Forecast costs from the daily history.")
+    forecast.add_argument("--start", type=_date, required=True, help="Inclusive, YYYY-MM-DD.")
+    forecast.add_argument("--end", type=_date, required=True, help="Exclusive, YYYY-MM-DD.")
+    forecast.add_argument("--granularity", choices=["DAILY", "MONTHLY"], default="MONTHLY")
+    forecast.add_argument("--metric", default="BilledCost")
+    forecast.add_argument("--currency", help="Needed when the history has several currencies.")
+    forecast.add_argument("--confidence", type=float, default=0.95,
+                          help="Of the prediction interval (default 0.95).")
+    _scope_flags(forecast)
+
+    recs = qsub.add_parser("recommendations", help="Cost optimization recommendations.")
+    recs.add_argument("--category", help="compute, storage, network, database, commitment, other")
+    recs.add_argument("--state", action="append", default=[],
+                      help="active (default), claimed, succeeded, failed, dismissed; repeat.")
+    _scope_flags(recs)
+
+    resources = qsub.add_parser("resources", help="Resources and the cost attributed to each.")
+    resources.add_argument("--resource-type", help='e.g. "Virtual Machine" (matched exactly).')
+    resources.add_argument("--start", type=_date, help="Inclusive (default: last 30 days).")
+    resources.add_argument("--end", type=_date, help="Exclusive.")
+    resources.add_argument("--metric", default="BilledCost")
+    resources.add_argument("--limit", type=int, default=100)
+    _scope_flags(resources)
+
+    mcp = sub.add_parser("mcp", help="Serve the query tools to AI agents (MCP over stdio).")
+    _tenant_flags(mcp)
+    mcp.add_argument("--warehouse")
+
+    export = sub.add_parser("export", help="Write the FOCUS view to a Parquet file, or a "
+                                           "FOCUS dataset (Parquet + metadata.json) to a dir.")
+    export.add_argument("--out", required=True,
+                        help="FILE.parquet: one Parquet file; otherwise a directory that gets "
+                             "cost_and_usage.parquet and the FOCUS metadata.json.")
     export.add_argument("--focus-version", choices=["1.2", "1.3"], default="1.2")
     export.add_argument("--warehouse")
+
+    recs = sub.add_parser("recommendations", help="Fetch provider recommendations.")
+    rsub = recs.add_subparsers(dest="recommendations", required=True)
+    fetch = rsub.add_parser(
+        "fetch", help="Fetch a provider's cost recommendations into the warehouse, replacing "
+                      "its previous ones.")
+    fetch.add_argument("--provider", required=True, choices=["aws", "gcp", "azure"])
+    fetch.add_argument("--scope", action="append", default=[], metavar="KEY=VALUE",
+                       help="Where to look, e.g. region=us-east-1, project=web-prod, "
+                            "subscription=<id>; repeat for more.")
+    fetch.add_argument("--warehouse")
 
     demo = sub.add_parser("demo", help="Generate sample exports, ingest them, print costs.")
     demo.add_argument("--rows", type=int, default=50_000, help="Rows per month (default 50k).")
     demo.add_argument("--out", default="exports/cur", help="Where to write the sample exports.")
     demo.add_argument("--warehouse")
     return parser
+
+
+def _tenant_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--billing-account", action="append", default=[],
+                        help="Only this billing account's rows (repeat for more).")
+    parser.add_argument("--sub-account", action="append", default=[],
+                        help="Only this sub account / project / subscription (repeat).")
+    parser.add_argument("--provider", default="all", choices=["all", "aws", "gcp", "azure"])
+
+
+def _scope_flags(parser: argparse.ArgumentParser) -> None:
+    _tenant_flags(parser)
+    parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    parser.add_argument("--warehouse")
+
+
+def _tenant(args: argparse.Namespace) -> Any:
+    """Restricted to the listed accounts; without any, the warehouse owner sees everything."""
+    from costflow.services.tenancy import Tenant
+
+    if args.billing_account or args.sub_account:
+        return Tenant.of("cli", args.billing_account, args.sub_account)
+    return Tenant.unrestricted_owner("cli")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("costflow").setLevel(logging.WARNING if args.quiet else logging.INFO)
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     try:
-        return {"ingest": _ingest, "query": _query, "export": _export,
+        return {"ingest": _ingest, "query": _query, "export": _export, "mcp": _mcp,
+                "recommendations": _recommendations,
                 "demo": _demo}[args.command](args, extra)
     except CostflowError as err:
         print(f"costflow: error: {err}", file=sys.stderr)
@@ -92,11 +171,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def ingest_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
-    argv = [f"--source={s}" for s in args.source]
+    from costflow.pipelines.sources import with_period
+
+    argv = [f"--source={with_period(s, args.start, args.end)}" for s in args.source]
     for flag, value in (("provider", args.provider), ("format", args.source_format),
-                        ("warehouse", args.warehouse)):
-        if value:
+                        ("warehouse", args.warehouse),
+                        ("billing_currency", getattr(args, "billing_currency", None)),
+                        ("lookback_days", getattr(args, "lookback_days", None))):
+        if value is not None and value != "":
             argv.append(f"--{flag}={value}")
+    argv += [f"--authorized_project={p}" for p in getattr(args, "authorized_project", [])]
     return argv + extra
 
 
@@ -121,21 +205,103 @@ def _filters(items: list[str]) -> dict[str, list[str]]:
 
 
 def _query(args: argparse.Namespace, extra: list[str]) -> int:
-    from costflow.services.costs import costs_by_dimension
     from costflow.warehouse import connect, resolve_url
 
-    if args.end <= args.start:
-        raise ConfigError(f"--end {args.end} is not after --start {args.start} "
+    start, end = getattr(args, "start", None), getattr(args, "end", None)
+    if start and end and end <= start:
+        raise ConfigError(f"--end {end} is not after --start {start} "
                           "(the range is [start, end)).")
     warehouse = connect(resolve_url(args.warehouse))
     try:
-        table = costs_by_dimension(
-            warehouse, args.start, args.end,
-            group_by=[g.strip() for g in args.group_by.split(",") if g.strip()],
-            filters=_filters(args.filter) or None, metric=args.metric)
+        print({"costs": _query_costs, "forecast": _query_forecast,
+               "recommendations": _query_recommendations,
+               "resources": _query_resources}[args.query](args, warehouse))
     finally:
         warehouse.close()
-    print(render(table.to_pylist(), table.column_names, args.format))
+    return 0
+
+
+def _query_costs(args: argparse.Namespace, warehouse: Any) -> str:
+    from costflow.services.costs import costs_by_dimension
+    from costflow.services.providers import GRANULARITIES
+
+    group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
+    time_dim = GRANULARITIES[args.granularity]
+    table = costs_by_dimension(
+        warehouse, args.start, args.end, group_by=[time_dim, *group_by] if time_dim else group_by,
+        filters=_filters(args.filter) or None, metric=args.metric, tenant=_tenant(args),
+        provider=args.provider)
+    return render(table.to_pylist(), table.column_names, args.format)
+
+
+def _provider(args: argparse.Namespace, warehouse: Any) -> Any:
+    from costflow.services.providers import WarehouseCostProvider
+
+    return WarehouseCostProvider(warehouse, _tenant(args), args.provider)
+
+
+def _query_forecast(args: argparse.Namespace, warehouse: Any) -> str:
+    import asyncio
+
+    from costflow.services.models import exact, to_json
+
+    result = asyncio.run(_provider(args, warehouse).get_forecast(
+        args.start, args.end, args.granularity, metric=args.metric, currency=args.currency,
+        confidence=args.confidence))
+    if args.format == "json":
+        return json.dumps(to_json(result), indent=2)
+    rows = [{"start": p.period.start, "end": p.period.end, "currency": result.currency,
+             "cost": p.cost, "lower": p.lower, "upper": p.upper} for p in result.points]
+    table = render(rows, ["start", "end", "currency", "cost", "lower", "upper"], args.format)
+    if args.format == "csv":
+        return table
+    wape = "n/a" if result.backtest_wape is None else f"{result.backtest_wape:.2%}"
+    return (f"{table}\n\ntotal {exact(result.total_cost)} {result.currency} "
+            f"({result.confidence:.0%} interval {exact(result.total_lower)} to "
+            f"{exact(result.total_upper)}); {result.metric}\n"
+            f"model: {result.model}; history {result.history.start} to {result.history.end} "
+            f"(exclusive)\nbacktest on the last {result.backtest_days} days of history: mean "
+            f"absolute error {exact(result.backtest_mae)} per day, WAPE {wape}")
+
+
+def _query_recommendations(args: argparse.Namespace, warehouse: Any) -> str:
+    import asyncio
+
+    from costflow.services.models import to_json
+
+    recs = asyncio.run(_provider(args, warehouse).get_recommendations(
+        args.category, states=tuple(args.state or ["active"])))
+    if args.format == "json":
+        return json.dumps(to_json(recs), indent=2)
+    columns = ["provider", "category", "resource_id", "current_configuration",
+               "recommended_configuration", "estimated_monthly_savings", "savings_currency",
+               "description"]
+    if args.format == "csv":
+        columns = list(to_json(recs[0])) if recs else columns
+    rows = [vars(r) for r in recs]
+    return render(rows, columns, args.format)
+
+
+def _query_resources(args: argparse.Namespace, warehouse: Any) -> str:
+    import asyncio
+
+    from costflow.services.models import to_json
+
+    found = asyncio.run(_provider(args, warehouse).get_resources(
+        args.resource_type, start_date=args.start, end_date=args.end, metric=args.metric,
+        limit=args.limit))
+    if args.format == "json":
+        return json.dumps(to_json(found), indent=2)
+    columns = ["resource_id", "resource_type", "provider", "service", "sub_account_id",
+               "region_id", "currency", "cost", "rows"]
+    return render([vars(r) for r in found], columns, args.format)
+
+
+def _mcp(args: argparse.Namespace, extra: list[str]) -> int:
+    from costflow.services.mcp_server import serve
+    from costflow.warehouse import resolve_url
+
+    serve(resolve_url(args.warehouse), _tenant(args), args.provider)
     return 0
 
 
@@ -183,11 +349,35 @@ def _export(args: argparse.Namespace, extra: list[str]) -> int:
 
     warehouse = connect(resolve_url(args.warehouse))
     try:
-        rows = export_focus(warehouse, args.out, version=args.focus_version)
+        if args.out.endswith(".parquet"):
+            rows = export_focus(warehouse, args.out, version=args.focus_version)
+        else:  # a FOCUS dataset directory with its metadata (costflow.quality.focus_dataset)
+            from costflow.quality.focus_dataset import export_dataset
+
+            written = export_dataset(warehouse, args.out, version=args.focus_version)
+            rows = written["rows"]
+            print(f"wrote {written['metadata']}: FOCUS {args.focus_version} dataset metadata")
     finally:
         warehouse.close()
     print(f"wrote {args.out}: FOCUS {args.focus_version}"
           + (f", {rows:,} rows" if isinstance(rows, int) else ""))
+    return 0
+
+
+def _recommendations(args: argparse.Namespace, extra: list[str]) -> int:
+    from costflow.recommendations import fetch_and_store
+    from costflow.warehouse import resolve_url
+
+    scope: dict[str, list[str]] = {}
+    for item in args.scope:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"--scope {item!r} is not KEY=VALUE (e.g. --scope region=us-east-1).")
+        scope.setdefault(key.strip(), []).append(value.strip())
+    done = fetch_and_store(args.provider, resolve_url(args.warehouse), scope)
+    print(f"{done['recommendations']:,} {args.provider} recommendation(s) from "
+          f"{', '.join(done['sources']) or 'no source'} replace the previous fetch "
+          f"(run {done['run_id']}).")
     return 0
 
 

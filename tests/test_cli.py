@@ -24,7 +24,8 @@ def test_missing_source_is_one_line_exit_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "costflow: error: nowhere/*.csv.gz: matches no file. "
-        "Expected files ending in .csv, .csv.gz, .parquet.")
+        "Expected files ending in .csv, .csv.gz, .parquet, .json, .json.gz, .jsonl, .jsonl.gz, "
+        ".ndjson, .ndjson.gz, .avro.")
     assert "Traceback" not in done.stderr
 
 

@@ -200,6 +200,9 @@ class QueryOnly(Warehouse):
     def fail_run(self, run_id, error, report):
         raise NotImplementedError
 
+    def replace_recommendations(self, rows, provider, sources=None):
+        raise NotImplementedError
+
 
 def test_export_without_a_streaming_engine_goes_through_arrow(wh, tmp_path: Path) -> None:
     out = tmp_path / "via-arrow.parquet"

@@ -294,3 +294,14 @@ def _gz_text(path: Path, text: str) -> Path:
     with gzip.open(path, "wt", encoding="utf-8", newline="") as g:
         g.write(text)
     return path
+
+
+def test_export_manifests_in_a_folder_are_not_read_as_data(tmp_path, cur_sample):
+    month = tmp_path / "exports" / "report" / "20231101-20231201"
+    month.mkdir(parents=True)
+    _gz(cur_sample, month / "report-1.csv.gz")
+    # A manifest is never billing rows; before, the JSON-lines reader claimed it as data.
+    (month / "manifest.json").write_text('{"runInfo": {"runId": "r1"}}')
+    report = _ingest(tmp_path, tmp_path / "exports")
+    assert [s["uri"].rsplit("/", 1)[-1] for s in report["sources"]] == ["report-1.csv.gz"]
+    assert report["totals"]["rows_read"] == 1281

@@ -22,6 +22,8 @@ from apache_beam.io.filesystems import FileSystems
 from costflow.errors import CostflowError, DeadLetterThresholdError, IngestFailed
 from costflow.pipelines.elements import StagedPart
 from costflow.pipelines.report import RunReport
+from costflow.quality.html_report import quality_report_path
+from costflow.quality.html_report import write as write_quality_report
 from costflow.reconcile import SliceKey, SliceStats
 from costflow.warehouse.base import StagedRun
 
@@ -56,6 +58,7 @@ class RunSettings:
     report_path: str
     sources: list[dict[str, Any]]
     empty_files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # planner notes (Plan.notes), into warnings
     max_dead_letter_ratio: float = 0.01
     dead_letter_allowance: int = 10
 
@@ -79,8 +82,11 @@ class CommitRun(beam.DoFn):
         self.settings = settings
 
     def setup(self) -> None:
+        from costflow.quality.slice_gate import SliceGateStep
         from costflow.warehouse import connect  # clients are built on the worker, not pickled
         self.warehouse = connect(self.settings.warehouse_url)
+        self.quality = SliceGateStep()  # GX context and suite: once per worker
+        self.quality.warm_up()
 
     def teardown(self) -> None:
         self.warehouse.close()
@@ -91,6 +97,7 @@ class CommitRun(beam.DoFn):
         pa.default_memory_pool().release_unused()
         report = RunReport(run_id=s.run_id, started_at=s.started_at, warehouse=s.warehouse_url,
                            sources=s.sources, empty_files=s.empty_files)
+        report.warnings.extend(s.notes)
         report.add_totals(part.slices, part.files)
         # Unattributable keys (dead letters with no readable account or period) are passed
         # too, so the warehouse reconciles their cost; they replace by source URI, not slice.
@@ -106,6 +113,7 @@ class CommitRun(beam.DoFn):
                 raise DeadLetterThresholdError(
                     "The source looks systematically broken, so nothing was committed: "
                     + " | ".join(breaches))
+            self.quality.check_staged(s.run_id, part.row_files, report)
             LOG.info("committing %d slice(s) to %s",
                      sum(k.attributable for k in expected), s.warehouse_url)
             checks = self.warehouse.commit_run(
@@ -114,6 +122,7 @@ class CommitRun(beam.DoFn):
                           source_uris=[src["uri"] for src in s.sources]),
                 expected, report.to_dict())
             report.add_totals(part.slices, part.files, checks)
+            self.quality.assert_loaded(self.warehouse, s.run_id, report)
             report.status = "succeeded"
         except Exception as exc:
             report.status = "failed"
@@ -123,6 +132,8 @@ class CommitRun(beam.DoFn):
             raise IngestFailed(report.error) from exc
         finally:
             report.finished_at = datetime.now(UTC)
+            report.quality_report = quality_report_path(s.report_path)
+            write_quality_report(report.to_dict(), report.quality_report)
             report.write(s.report_path)
             remove_dir(s.run_dir)
         yield report.to_dict()

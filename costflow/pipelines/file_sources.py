@@ -14,7 +14,7 @@ import glob
 import hashlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 import pyarrow as pa
@@ -26,6 +26,7 @@ from costflow.errors import SourceError
 from costflow.pipelines.sources import (
     Plan,
     SourceFile,
+    opener,
     register_planner,
     register_reader,
 )
@@ -42,35 +43,66 @@ BATCH_ROWS = 16_384
 PARQUET_BATCH_ROWS = 65_536
 HEADER_PEEK_BYTES = 64 << 10
 UTF8_BOM = "\ufeff"
+# Containers other modules add (e.g. costflow.pipelines.nested_files: JSON lines, Avro):
+# file suffix -> (container, compression), and how to read a file's header names.
+HeaderReader = Callable[[str, "str | None"], "tuple[list[str] | None, bool]"]
+EXTRA_CONTAINERS: dict[str, tuple[str, str | None]] = {}
+HEADER_READERS: dict[str, HeaderReader] = {}
+
+
+def register_container(suffix: str, container: str, compression: str | None,
+                       header_reader: HeaderReader) -> None:
+    """Plan files ending in ``suffix`` as ``container`` (read by its registered reader)."""
+    EXTRA_CONTAINERS[suffix.lower()] = (container, compression)
+    HEADER_READERS[container] = header_reader
+
+
+def _suffixes() -> tuple[str, ...]:
+    return SUPPORTED_SUFFIXES + tuple(EXTRA_CONTAINERS)
 
 
 def is_remote(path: str) -> bool:
     return "://" in path
 
 
+def is_manifest(path: str) -> bool:
+    """Export manifests (Azure ``manifest.json``, AWS ``<report>-Manifest.json``) describe a
+    delivery; they are never billing rows, so directory scans and globs pass over them."""
+    name = path.rsplit("/", 1)[-1].lower()
+    return name == "manifest.json" or name.endswith("-manifest.json")
+
+
 def expand_patterns(patterns: list[str]) -> list[str]:
-    """Paths, directories (searched recursively) and globs (``**`` allowed) -> sorted file URIs."""
+    """Paths, directories (searched recursively) and globs (``**`` allowed) -> sorted file URIs.
+
+    A file named explicitly is always taken; directories and globs skip export manifests.
+    """
     found: set[str] = set()
     for pattern in patterns:
         if is_remote(pattern):
-            matches = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
+            matches = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list
+                       if not is_manifest(m.path)]
         elif os.path.isdir(pattern):
             matches = [p for p in glob.glob(os.path.join(pattern, "**", "*"), recursive=True)
-                       if p.lower().endswith(SUPPORTED_SUFFIXES)]
+                       if p.lower().endswith(_suffixes()) and not is_manifest(p)]
         elif glob.has_magic(pattern):
-            matches = [p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)]
+            matches = [p for p in glob.glob(pattern, recursive=True)
+                       if os.path.isfile(p) and not is_manifest(p)]
         elif os.path.isfile(pattern):
             matches = [pattern]
         else:
             raise SourceError(pattern, "no such file or directory.")
         if not matches:
             raise SourceError(pattern, "matches no file.",
-                              expected=f"files ending in {', '.join(SUPPORTED_SUFFIXES)}")
+                              expected=f"files ending in {', '.join(_suffixes())}")
         found.update(matches if is_remote(pattern) else (os.path.abspath(m) for m in matches))
     return sorted(found)
 
 
 def open_binary(uri: str) -> IO[bytes]:
+    registered = opener(uri)  # e.g. s3:// through boto3 (costflow.pipelines.s3_sources)
+    if registered is not None:
+        return registered(uri)
     if is_remote(uri):
         return FileSystems.open(uri, compression_type="uncompressed")
     return open(uri, "rb")
@@ -84,8 +116,11 @@ def _container(uri: str) -> tuple[str, str | None]:
         return "csv", None
     if lower.endswith(".parquet"):
         return "parquet", None
+    for suffix in sorted(EXTRA_CONTAINERS, key=len, reverse=True):
+        if lower.endswith(suffix):
+            return EXTRA_CONTAINERS[suffix]
     raise SourceError(uri, "unsupported file type.",
-                      expected=f"a file ending in {', '.join(SUPPORTED_SUFFIXES)}")
+                      expected=f"a file ending in {', '.join(_suffixes())}")
 
 
 def fingerprint(uri: str) -> tuple[int, str]:
@@ -163,6 +198,12 @@ def inspect(uri: str, provider: str | None, source_format: str | None) -> Source
         except (pa.ArrowInvalid, OSError) as exc:
             raise SourceError(uri, f"is not a readable Parquet file ({exc}).") from None
         has_rows = nrows > 0
+    elif container in HEADER_READERS:
+        header_read, has_rows = HEADER_READERS[container](uri, compression)
+        if header_read is None:
+            raise SourceError(uri, "is empty: it holds no record, so it is not an export "
+                              "(a broken download?).", expected="at least one record")
+        header = header_read
     else:
         parsed, has_rows = read_csv_header(uri, compression)
         if parsed is None:

@@ -30,8 +30,9 @@ from costflow.pipelines.elements import SourceBatch, StagedPart
 from costflow.pipelines.options import QualityOptions, SourceOptions, WarehouseOptions
 from costflow.pipelines.read import ReadSourceBatches
 from costflow.pipelines.report import RunReport, format_summary
-from costflow.pipelines.sources import Plan, plan_sources
+from costflow.pipelines.sources import Plan, beam_reader, plan_sources, resolve_patterns
 from costflow.pipelines.staging import StageParquet, run_staging_dir
+from costflow.pipelines.unchanged import previous_load, skip_run
 from costflow.transforms.normalize import NormalizeBatches
 from costflow.warehouse import connect, resolve_url
 from costflow.warehouse.base import RunStart
@@ -42,11 +43,20 @@ LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
 
 def build(pipeline: beam.Pipeline, plan: Plan, settings: RunSettings) -> beam.PCollection:
     """Wire the transforms; returns the PCollection holding the run report."""
-    staged = (
+    files = [f for f in plan.files if beam_reader(f.container) is None]
+    batches = (
         pipeline
-        | "ListSources" >> beam.Create(plan.files)
+        | "ListSources" >> beam.Create(files)
         | "SpreadFiles" >> beam.Reshuffle()
         | "ReadBatches" >> beam.ParDo(ReadSourceBatches()).with_output_types(SourceBatch)
+    )
+    # Sources read by a Beam IO (BigQuery tables), one branch each, joined to the file reads.
+    tables = [(f, read) for f in plan.files if (read := beam_reader(f.container))]
+    if tables:
+        branches = [pipeline | f"ReadTable{i}" >> read(f) for i, (f, read) in enumerate(tables)]
+        batches = (batches, *branches) | "JoinReads" >> beam.Flatten()
+    staged = (
+        batches
         | "Normalize" >> NormalizeBatches(settings.run_id, settings.started_at)
         | "StageParquet" >> beam.ParDo(StageParquet(settings.run_dir))
         .with_output_types(StagedPart)
@@ -77,23 +87,31 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         warehouse.ensure_schema()
         try:
-            plan = plan_sources(src.source, src.provider, src.source_format)
+            patterns = resolve_patterns(src.source, {
+                "authorized_project": src.authorized_project,
+                "lookback_days": src.lookback_days}, warehouse)
+            plan = plan_sources(patterns, src.provider, src.source_format,
+                                    billing_currency=src.billing_currency)
         except CostflowError as exc:
             warehouse.begin_run(RunStart(run_id, started, src.provider, src.source_format,
                                          [{"uri": s} for s in src.source]))
             warehouse.fail_run(run_id, str(exc), {"error": str(exc)})
             raise
         formats = sorted({f.source_format for f in plan.files})
-        warehouse.begin_run(RunStart(run_id, started, src.provider,
-                                     ",".join(formats) or src.source_format,
-                                     [f.ledger_entry() for f in plan.files]))
+        start = RunStart(run_id, started, src.provider, ",".join(formats) or src.source_format,
+                         [f.ledger_entry() for f in plan.files])
+        previous = previous_load(warehouse, plan)
+        if previous:  # the same deliveries are loaded already: say so, read nothing
+            return skip_run(warehouse, start, previous, plan, report_path)
+        warehouse.begin_run(start)
     finally:
         warehouse.close()  # the commit step opens its own connection
     settings = RunSettings(
         run_id=run_id, started_at=started, warehouse_url=url,
         run_dir=run_staging_dir(_default_dir(wh.staging_dir, "staging"), run_id),
         report_path=report_path, sources=[f.ledger_entry() for f in plan.files],
-        empty_files=plan.empty_files, max_dead_letter_ratio=quality.max_dead_letter_ratio,
+        empty_files=plan.empty_files, notes=plan.notes,
+        max_dead_letter_ratio=quality.max_dead_letter_ratio,
         dead_letter_allowance=quality.dead_letter_allowance)
     LOG.info("run %s: %d file(s) to read into %s", run_id, len(plan.files), url)
     runner = options.view_as(StandardOptions).runner

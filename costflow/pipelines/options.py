@@ -20,6 +20,17 @@ class SourceOptions(PipelineOptions):
                             help="Only accept exports of this provider.")
         parser.add_argument("--format", dest="source_format", default=None,
                             help="Force the export format instead of detecting it by header.")
+        parser.add_argument("--billing_currency", default=None,
+                            help="ISO 4217 currency (e.g. USD) the costs of exports WITHOUT a "
+                                 "currency column are in, asserted by the user; used only for "
+                                 "such files and flagged on their rows "
+                                 "(x_DataQualityFlags BillingCurrency:asserted_by_user).")
+        parser.add_argument("--authorized_project", action="append", default=None,
+                            help="bq:// GCP billing export: only rows of this project; repeat "
+                                 "for more (default: every project).")
+        parser.add_argument("--lookback_days", type=int, default=None,
+                            help="bq:// GCP billing export: re-read rows exported up to this many "
+                                 "days before the ledger's high-water export_time (default 3).")
 
 
 class WarehouseOptions(PipelineOptions):

@@ -41,6 +41,8 @@ class RunReport:
     files: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    quality: dict[str, Any] = field(default_factory=dict)  # costflow.quality.slice_gate
+    quality_report: str | None = None  # path of the HTML data-quality report
 
     def add_totals(self, slices: dict[SliceKey, SliceStats], files: dict[str, FileCounts],
                    checks: list[SliceCheck] | None = None) -> None:
@@ -91,6 +93,7 @@ class RunReport:
             "warehouse": self.warehouse, "sources": self.sources,
             "empty_files": self.empty_files, "totals": self.totals(), "slices": self.slices,
             "files": self.files, "warnings": self.warnings, "error": self.error,
+            "quality": self.quality, "quality_report": self.quality_report,
         }
 
     def write(self, path: str) -> None:
@@ -134,4 +137,6 @@ def format_summary(report: dict[str, Any]) -> str:
     lines.extend(f"warning: {w}" for w in report["warnings"])
     if report.get("error"):
         lines.append(f"error: {report['error']}")
+    if report.get("quality_report"):
+        lines.append(f"data-quality report: {report['quality_report']}")
     return "\n".join(lines)

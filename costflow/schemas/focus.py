@@ -163,7 +163,15 @@ EXTENSION_COLUMNS: tuple[Column, ...] = (
     _x("x_LineItemType", S, True, "Provider line item type before mapping (AWS lineItem/LineItemType, GCP cost_type, Azure ChargeType)."),
     _x("x_InvoicingEntity", S, True, "Legal entity that issues the invoice (AWS bill/InvoicingEntity); InvoiceIssuerName keeps the provider's common name so it matches ProviderName."),
     _x("x_BillingEntity", S, True, "Seller of record as the provider names it (AWS bill/BillingEntity: AWS or AWS Marketplace)."),
+    _x("x_CostCategories", J, True, "Cost categories of the row as a JSON object of category to value (AWS costCategory/* columns, CUR 2.0 cost_category map, FOCUS export x_CostCategories)."),
+    _x("x_Discounts", J, True, "Discounts applied to the row as a JSON object of discount to amount text (AWS CUR 2.0 discount map, FOCUS export x_Discounts)."),
+    _x("x_ResourceGroupName", S, True, "Azure resource group of the resource (as in Microsoft's FOCUS export)."),
     _x("x_DataQualityFlags", J, True, "JSON array of the fixes and gaps applied to this row, e.g. derived columns the source did not carry."),
+    _x("x_GrossCost", D, True, "Cost before credits in BillingCurrency (GCP cost); BilledCost is net of every credit."),
+    _x("x_Credits", J, True, "JSON array of the credits netted into BilledCost, as the provider lists them: type, name, amount (exact decimal text), id, full_name (GCP credits)."),
+    _x("x_ExportTime", T, True, "When the provider appended the row to its export (GCP export_time, UTC); the high-water mark of incremental loads."),
+    _x("x_AdjustmentInfo", J, True, "JSON object describing a provider correction or adjustment (GCP adjustment_info: id, description, mode, type)."),
+    _x("x_ProviderMetrics", J, True, "Provider metrics without a FOCUS column as a JSON object of metric to exact amount text, with <metric>Unit (AWS Cost Explorer BlendedCost, NetUnblendedCost, NetAmortizedCost, UsageQuantity, NormalizedUsageAmount)."),
 )
 
 COST_LINE_ITEMS = TableSpec(
@@ -176,6 +184,34 @@ COST_LINE_ITEMS = TableSpec(
 
 # The key of the unit of replacement: one provider's billing account for one billing period.
 SLICE_KEY = ("x_SourceProvider", "BillingAccountId", "BillingPeriodStart")
+
+
+# Cross-column rules of FOCUS 1.2, declared once as data (rule ids of the FinOps validator's
+# model-1.2.0.1.json). Row-level validation (costflow.transforms.validate) and the slice-level
+# data-quality suite (costflow.quality.expectations) both read them from here.
+# [start, end) pairs: the end MUST be after the start (ChargePeriodEnd-C-*, BillingPeriodEnd-C-*).
+PERIOD_PAIRS: tuple[tuple[str, str], ...] = (
+    ("ChargePeriodStart", "ChargePeriodEnd"), ("BillingPeriodStart", "BillingPeriodEnd"))
+# Columns that MUST be null when CommitmentDiscountId is null (CommitmentDiscountCategory-C-*,
+# -Name-, -Status-, -Type-, -Quantity-, -Unit-).
+COMMITMENT_DISCOUNT_ID = "CommitmentDiscountId"
+COMMITMENT_DISCOUNT_DEPENDENTS = (
+    "CommitmentDiscountCategory", "CommitmentDiscountName", "CommitmentDiscountQuantity",
+    "CommitmentDiscountStatus", "CommitmentDiscountType", "CommitmentDiscountUnit")
+# ... and that MUST NOT be null when it is not (CommitmentDiscountCategory-C-004-C,
+# CommitmentDiscountType-C-004-C).
+COMMITMENT_DISCOUNT_REQUIRED_WITH_ID = ("CommitmentDiscountCategory", "CommitmentDiscountType")
+# Prices that MUST be non-negative decimals (ListUnitPrice-C-008-M, ContractedUnitPrice-C-009-C,
+# PricingCurrencyListUnitPrice-C-008-M, PricingCurrencyContractedUnitPrice-C-008-C).
+NON_NEGATIVE_COLUMNS = ("ListUnitPrice", "ContractedUnitPrice", "PricingCurrencyListUnitPrice",
+                        "PricingCurrencyContractedUnitPrice")
+# Columns that MUST be null when ChargeCategory is "Tax" (PricingQuantity-C-004-C,
+# PricingCategory-C-003-C, SkuId-C-004-C, SkuPriceId-C-004-C, ListUnitPrice-C-004-C,
+# ContractedUnitPrice-C-005-C).
+NULL_WHEN_TAX = ("PricingQuantity", "PricingCategory", "SkuId", "SkuPriceId", "ListUnitPrice",
+                 "ContractedUnitPrice")
+# ChargeFrequency MUST NOT be "Usage-Based" when ChargeCategory is "Purchase" (ChargeFrequency-C-004-C).
+FORBIDDEN_FREQUENCY = {"Purchase": "Usage-Based"}
 
 
 def focus_columns(version: str) -> list[Column]:

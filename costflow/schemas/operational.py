@@ -79,6 +79,7 @@ LOAD_SLICES = TableSpec(
         _c("loaded_billed_cost", D, False, "SUM(BilledCost) of the slice as stored in the warehouse."),
         _c("dead_lettered_cost", D, False, "Sum of SourceCost of the slice's dead letters."),
         _c("committed_at", T, False, "When the slice replaced the previous contents (UTC)."),
+        _c("high_water_export_time", T, True, "MAX(x_ExportTime) of the slice's loaded rows: the latest provider export the slice includes (GCP export_time); null for providers without one. Incremental loads re-read from it minus the lookback."),
     ),
 )
 

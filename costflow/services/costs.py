@@ -4,7 +4,10 @@ Users name dimensions and filters with words (``service``, ``region``); those wo
 select an entry of the allow-list below. The SQL is the trusted template
 `sql/queries/costs_by_dimension.sql`, parsed once; the chosen expressions are injected into its
 syntax tree under quoted aliases, and every value travels as a bound parameter. No user text is
-formatted into SQL or handed to a sqlglot builder that would parse it.
+formatted into SQL or handed to a sqlglot builder that would parse it. A tag dimension
+``tag:<key>`` reads the key from the Tags JSON through a bound JSONPath parameter (BigQuery takes
+a JSONPath only as a literal or a query parameter) under a generated alias. Every query carries
+the tenant and provider scope of `costflow.services.tenancy` as bound parameters.
 
     costs_by_dimension(wh, date(2023, 11, 1), date(2023, 12, 1), ["service"],
                        filters={"region": ["us-east-1"]})
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import os
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -26,6 +30,7 @@ from costflow.errors import ConfigError
 from costflow.schemas.columns import LogicalType
 from costflow.schemas.focus import COST_LINE_ITEMS
 from costflow.schemas.render import DATASET, FOCUS_VIEWS
+from costflow.services.tenancy import ALL_PROVIDERS, Tenant, scope_params
 from costflow.warehouse import sqlfiles
 from costflow.warehouse.base import Warehouse
 
@@ -43,9 +48,22 @@ DIMENSIONS: dict[str, str] = {
     "provider": "ProviderName",
     "charge_category": "ChargeCategory",
     "resource": "ResourceId",
+    "resource_name": "ResourceName",
+    "resource_type": "ResourceType",
     "day": "DATE(ChargePeriodStart)",
     "month": "DATE_TRUNC(DATE(ChargePeriodStart), MONTH)",
 }
+# Filter-only dimensions: BillingCurrency is always an output key, so it is never a group-by.
+FILTER_ONLY: dict[str, str] = {"currency": "BillingCurrency"}
+# ``tag:<key>``: the value of one key of the Tags JSON object.
+TAG_PREFIX = "tag:"
+# Tag keys are free text from the providers (AWS ``user:team``, GCP labels, Azure tags); they
+# only ever reach SQL inside a bound JSONPath, so only characters the quoted JSONPath form cannot
+# carry unambiguously in both engines are refused.
+_TAG_KEY_REFUSED = frozenset('"\\') | frozenset(chr(c) for c in range(32)) | {"\x7f"}
+# Usage is summed only when one unit is involved: adding hours to GB would be meaningless.
+_USAGE_SQL = ("IF(COUNT(DISTINCT usage_unit) = 1, SUM(usage_quantity), NULL) AS usage_quantity",
+              "IF(COUNT(DISTINCT usage_unit) = 1, MIN(usage_unit), NULL) AS usage_unit")
 # Metrics: the FOCUS cost columns a user may sum.
 METRICS: tuple[str, ...] = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 assert all(COST_LINE_ITEMS.column(m).type is LogicalType.DECIMAL for m in METRICS)
@@ -60,20 +78,27 @@ class ParquetExporter(Protocol):
 
 def costs_by_dimension(warehouse: Warehouse, start: date, end: date, group_by: list[str],
                        filters: dict[str, list[str]] | None = None,
-                       metric: str = "BilledCost") -> pa.Table:
+                       metric: str = "BilledCost", *, tenant: Tenant | None = None,
+                       provider: str = ALL_PROVIDERS, usage: bool = False) -> pa.Table:
     """Sum ``metric`` over charges with ChargePeriodStart in [start, end), per dimension.
 
     Args:
         warehouse: where to read.
         start: first day included (UTC midnight).
         end: first day excluded.
-        group_by: dimension names from `DIMENSIONS`; output columns are named as asked.
-        filters: dimension name -> values to keep (matched literally, never as SQL).
+        group_by: dimension names from `DIMENSIONS` or ``tag:<key>``; output columns are named
+            as asked.
+        filters: dimension name (or ``currency``, or ``tag:<key>``) -> values to keep (matched
+            literally, never as SQL).
         metric: one of `METRICS`.
+        tenant: whose accounts may be read; None means the unrestricted warehouse owner (the
+            local CLI and the demo). The query services always pass one.
+        provider: ``aws``, ``gcp``, ``azure`` or ``all``.
+        usage: also return ``usage_quantity`` and ``usage_unit`` (summed only when one unit).
 
     Returns:
         Columns: the requested dimensions, ``BillingCurrency`` (always a key: currencies are
-        never added together), ``cost`` (exact decimal) and ``rows``.
+        never added together), ``cost`` (exact decimal) and ``rows`` (then the usage columns).
 
     Raises:
         ConfigError: unknown dimension or metric, a bad date range or bad filter values.
@@ -83,15 +108,50 @@ def costs_by_dimension(warehouse: Warehouse, start: date, end: date, group_by: l
             raise ConfigError(f"{name} must be a date (YYYY-MM-DD), got {value!r}.")
     if end <= start:
         raise ConfigError(f"end {end} is not after start {start} (the range is [start, end)).")
-    sql, params = build_query(group_by, filters or {}, metric)
-    return warehouse.query(sql, {"start": start, "end": end, **params})
+    sql, params = build_query(group_by, filters or {}, metric, usage=usage)
+    scope = scope_params(tenant or Tenant.unrestricted_owner(), provider)
+    table = warehouse.query(sql, {"start": start, "end": end, **params, **scope})
+    if any(name.startswith(TAG_PREFIX) for name in group_by):
+        table = table.rename_columns(
+            [*group_by, *table.column_names[len(group_by):]])
+    return table
 
 
 def build_query(group_by: list[str], filters: dict[str, list[str]],
-                metric: str) -> tuple[str, dict[str, list[str]]]:
-    """The BigQuery SQL and the filter parameters for one request (validated)."""
+                metric: str, *, usage: bool = False) -> tuple[str, dict[str, object]]:
+    """The BigQuery SQL and the filter and tag parameters for one request (validated).
+
+    The scope parameters (`costflow.services.tenancy.scope_params`) and ``start``/``end`` are
+    bound by the caller. Requests of the expected shapes are cached: building the syntax tree
+    costs tens of milliseconds, and dashboards and agents repeat the same few requests.
+    """
+    if (isinstance(group_by, list | tuple) and isinstance(filters, dict)
+            and all(isinstance(v, list | tuple) for v in filters.values())):
+        try:
+            key = (tuple(group_by), tuple(sorted((k, tuple(v)) for k, v in filters.items())),
+                   metric, usage)
+            sql, params = _build_cached(key)
+        except TypeError:  # unhashable or unsortable input: validate it the long way
+            return _build_query(group_by, filters, metric, usage=usage)
+        return sql, {k: list(v) if isinstance(v, list) else v for k, v in params.items()}
+    return _build_query(group_by, filters, metric, usage=usage)
+
+
+@lru_cache(maxsize=256)
+def _build_cached(key: tuple) -> tuple[str, dict[str, object]]:
+    group_by, filters, metric, usage = key
+    return _build_query(list(group_by), {k: list(v) for k, v in filters}, metric, usage=usage)
+
+
+def _build_query(group_by: list[str], filters: dict[str, list[str]],
+                 metric: str, *, usage: bool = False) -> tuple[str, dict[str, object]]:
+    if not isinstance(group_by, list | tuple) or not all(isinstance(g, str) for g in group_by):
+        raise ConfigError(f"group by must be a list of dimension names, got {group_by!r}.")
+    if not isinstance(filters, dict):
+        raise ConfigError(f"filters must map dimension names to lists of values, got "
+                          f"{filters!r}.")
     _check_names("dimension", group_by, DIMENSIONS)
-    _check_names("filter dimension", list(filters), DIMENSIONS)
+    _check_names("filter dimension", list(filters), {**DIMENSIONS, **FILTER_ONLY})
     if len(set(group_by)) != len(group_by):
         raise ConfigError(f"group by lists a dimension twice: {', '.join(group_by)}.")
     if metric not in METRICS:
@@ -102,28 +162,37 @@ def build_query(group_by: list[str], filters: dict[str, list[str]],
     ctes = {cte.alias: cte.this for cte in query.find_all(exp.CTE)}
     dimensioned, final = ctes["dimensioned"], ctes["final"]
 
+    params: dict[str, object] = {}
     cost = next(e for e in dimensioned.expressions if e.alias == "cost")
     cost.set("this", exp.column(exp.to_identifier(metric, quoted=True)))
-    aliases = [exp.to_identifier(name, quoted=True) for name in group_by]
-    dimensioned.set("expressions", [exp.alias_(_dimension(name), alias)
-                                    for name, alias in zip(group_by, aliases, strict=True)]
+    # Allow-listed names are identifiers already; a tag gets a generated alias (its key is
+    # user text) and the caller renames the column back.
+    aliases = [exp.to_identifier(f"tag_{i}" if name.startswith(TAG_PREFIX) else name,
+                                 quoted=True) for i, name in enumerate(group_by)]
+    dimensioned.set("expressions", [exp.alias_(_dimension(name, params, f"tag_path_{i}"), alias)
+                                    for i, (name, alias) in enumerate(zip(group_by, aliases,
+                                                                          strict=True))]
                     + dimensioned.expressions)
+    if usage:
+        final.set("expressions", final.expressions + [
+            sqlglot.parse_one(sql, read="bigquery") for sql in _USAGE_SQL])
     final.set("expressions", [exp.column(a.copy()) for a in aliases] + final.expressions)
     final.set("group", exp.Group(expressions=[exp.column(a.copy()) for a in aliases]
                                  + final.args["group"].expressions))
     ordered = [exp.Ordered(this=exp.column(a.copy()), nulls_first=True) for a in aliases]
     query.set("order", exp.Order(expressions=ordered + query.args["order"].expressions))
 
-    params: dict[str, list[str]] = {}
     for index, (name, values) in enumerate(sorted(filters.items())):
         if name in ("day", "month"):
             raise ConfigError(f"filter on {name!r} is not supported: narrow the date range with "
                               "start and end instead.")
-        if not values or not all(isinstance(v, str) for v in values):
+        if (not isinstance(values, list | tuple) or not values
+                or not all(isinstance(v, str) for v in values)):
             raise ConfigError(f"filter {name!r} needs one or more text values, got {values!r}.")
         param = f"filter_{index}"
         params[param] = list(values)
-        dimensioned.where(exp.In(this=_dimension(name), unnest=exp.Unnest(
+        dimensioned.where(exp.In(this=_dimension(name, params, f"filter_path_{index}"),
+                                 unnest=exp.Unnest(
             expressions=[exp.Parameter(this=exp.var(param))])), append=True, copy=False)
     return query.sql(dialect="bigquery", comments=False), params
 
@@ -151,12 +220,32 @@ def export_focus(warehouse: Warehouse, out_path: str | os.PathLike[str],
     return table.num_rows
 
 
-def _dimension(name: str) -> exp.Expr:
+def tag_path(key: str) -> str:
+    """The JSONPath of one tag key, bound as a parameter (``$."user:team"``).
+
+    Raises:
+        ConfigError: an empty key, or one with a double quote, backslash or control character.
+    """
+    if not key or any(ch in _TAG_KEY_REFUSED for ch in key):
+        raise ConfigError(f"tag key {key!r} is not usable: give tag:<key> with a non-empty key "
+                          "without double quotes, backslashes or control characters "
+                          "(e.g. tag:user:team).")
+    return f'$."{key}"'
+
+
+def _dimension(name: str, params: dict[str, object], path_param: str) -> exp.Expr:
+    """The SQL expression of a checked dimension name; a tag binds its JSONPath in ``params``."""
+    if name.startswith(TAG_PREFIX):
+        params[path_param] = tag_path(name[len(TAG_PREFIX):])
+        return exp.JSONExtractScalar(this=exp.column(exp.to_identifier("Tags", quoted=True)),
+                                     expression=exp.Parameter(this=exp.var(path_param)),
+                                     scalar_only=True)
     # Parses a trusted allow-list entry, never user text (``name`` was checked by the caller).
-    return sqlglot.parse_one(DIMENSIONS[name], read="bigquery")
+    return sqlglot.parse_one({**DIMENSIONS, **FILTER_ONLY}[name], read="bigquery")
 
 
 def _check_names(kind: str, names: list[str], allowed: dict[str, str]) -> None:
-    unknown = [n for n in names if n not in allowed]
+    unknown = [n for n in names if n not in allowed and not n.startswith(TAG_PREFIX)]
     if unknown:
-        raise ConfigError(f"unknown {kind} {unknown[0]!r}; allowed: {', '.join(allowed)}.")
+        raise ConfigError(f"unknown {kind} {unknown[0]!r}; allowed: {', '.join(allowed)}, "
+                          "tag:<key>.")

@@ -1,4 +1,4 @@
-"""AWS legacy Cost and Usage Report (CSV, ``lineItem/...`` headers) mapped to FOCUS.
+"""AWS Cost and Usage Report mapped to FOCUS: legacy CSV, legacy Parquet and CUR 2.0, one mapping.
 
 Why this module exists: the legacy CUR is what most AWS payers still export, and the most detailed
 statement of what AWS billed, but it speaks AWS, not FOCUS. Charge categories, amortized cost,
@@ -8,12 +8,19 @@ every row it cannot map (unknown line item type, unparseable number or date, mis
 input) with a `RowError` instead of guessing. BilledCost is ``lineItem/UnblendedCost`` unchanged,
 so the warehouse reconciles to the CUR to the last decimal.
 
+The mapping is written once, over canonical column names (the legacy CSV headers). The three
+shapes AWS delivers (legacy CSV ``lineItem/UnblendedCost``, legacy Parquet
+``line_item_unblended_cost``, CUR 2.0 snake_case with map columns) only supply their spelling
+and their values as text (`costflow.transforms.aws_cur_shapes`), so the same month gives the
+same FOCUS rows whichever shape it came in.
+
 Sources cited in the comments:
     [PF §2.1]  ../shared/reference/provider_formats.md §2.1 (columns, line item types, the
                EffectiveCost table).
     [CUR]      AWS CUR user guide, awsdocs/aws-cur-user-guide ``doc_source/*-columns.md``.
     [FC x]     finopsfoundation/focus_converters ``conversion_configs/aws/x.yaml``.
     [FOCUS x]  FOCUS 1.2 ``specification/columns/x.md`` (FinOps-Open-Cost-and-Usage-Spec).
+    [FOCUS13 x] FOCUS 1.3 ``specification/columns/x.md`` (ServiceProviderName, HostProviderName).
 """
 
 from __future__ import annotations
@@ -32,19 +39,28 @@ from costflow.schemas.focus import SERVICE_SUBCATEGORIES
 from costflow.transforms.arrow_ops import (
     DECIMAL,
     STRING,
+    TIMESTAMP,
     any_true,
-    column,
     constant,
     decimal_add,
     decimal_subtract,
     fill_false,
     index_in,
     json_array_of_flags,
-    json_object_from_columns,
     null_where,
     parse_decimal,
     parse_timestamp,
     take_values,
+)
+from costflow.transforms.aws_cur_shapes import (
+    COST_CATEGORIES,
+    CUR2,
+    CUR2_MARKERS,
+    DISCOUNTS,
+    LEGACY_CSV,
+    LEGACY_PARQUET,
+    TAGS,
+    Shape,
 )
 from costflow.transforms.contract import Mapped, RowError
 from costflow.transforms.registry import register
@@ -62,6 +78,7 @@ CURRENCY, UNBLENDED_COST, UNBLENDED_RATE = (
     "lineItem/CurrencyCode", "lineItem/UnblendedCost", "lineItem/UnblendedRate")
 USAGE_AMOUNT, DESCRIPTION = "lineItem/UsageAmount", "lineItem/LineItemDescription"
 AZ, RESOURCE_ID = "lineItem/AvailabilityZone", "lineItem/ResourceId"
+LEGAL_ENTITY = "lineItem/LegalEntity"
 PRODUCT_NAME, PRODUCT_FAMILY, SKU = "product/ProductName", "product/productFamily", "product/sku"
 REGION_CODE, REGION, LOCATION = "product/regionCode", "product/region", "product/location"
 PUBLIC_COST, PUBLIC_RATE = "pricing/publicOnDemandCost", "pricing/publicOnDemandRate"
@@ -74,7 +91,7 @@ RI_UNUSED_RECURRING = "reservation/UnusedRecurringFee"
 SP_ARN, SP_EFFECTIVE_COST = "savingsPlan/SavingsPlanARN", "savingsPlan/SavingsPlanEffectiveCost"
 SP_TOTAL_COMMITMENT, SP_USED_COMMITMENT = (
     "savingsPlan/TotalCommitmentToDate", "savingsPlan/UsedCommitment")
-TAG_PREFIX = "resourceTags/"
+MARKETPLACE = "AWS Marketplace"  # bill/BillingEntity of Marketplace purchases [PF §2.1]
 
 # Source columns that feed a NOT NULL FOCUS column; every other column may be absent in a month.
 REQUIRED = (PAYER, PERIOD_START, PERIOD_END, LINE_ITEM_TYPE, USAGE_START, USAGE_END,
@@ -158,14 +175,30 @@ _SERVICE_CODES, _SERVICE_CATEGORIES, _SERVICE_SUBCATEGORIES = _load_services(
 class _Work:
     """One batch being mapped: parsed values, the errors found and the data-quality flags."""
 
-    def __init__(self, batch: pa.RecordBatch) -> None:
-        self.batch, self.n = batch, batch.num_rows
+    def __init__(self, batch: pa.RecordBatch, shape: Shape) -> None:
+        self.batch, self.n, self.shape = batch, batch.num_rows, shape
         self.errors: list[RowError] = []
         self.flags: dict[str, pa.Array] = {}
+        self._texts: dict[str, pa.Array] = {}
         self.kinds = index_in(self.text(LINE_ITEM_TYPE), _TYPE_NAMES)
 
+    def label(self, name: str) -> str:
+        """The column as this shape spells it, for error messages."""
+        return self.shape.label(name, self.batch)
+
     def text(self, name: str) -> pa.Array:
-        return column(self.batch, name)
+        """Canonical column ``name`` as text, whatever the shape (read once per batch)."""
+        if name not in self._texts:
+            values, errors = self.shape.text(self.batch, name)
+            self.add_errors(errors)
+            self._texts[name] = values
+        return self._texts[name]
+
+    def family(self, prefix: str) -> pa.Array:
+        """Tags, cost categories or discounts as one JSON object per row."""
+        values, errors = self.shape.family_json(self.batch, prefix)
+        self.add_errors(errors)
+        return values
 
     def add_errors(self, errors: Sequence[RowError], used_on: pa.Array | None = None) -> None:
         """Keep errors, limited to the rows that use the value (so a row's fate never depends
@@ -176,19 +209,22 @@ class _Work:
                 self.errors.append(RowError(mask=mask, column=e.column, reason=e.reason))
 
     def number(self, name: str, used_on: pa.Array | None = None) -> pa.Array:
-        values, errors = parse_decimal(self.text(name), name)
+        values, errors = parse_decimal(self.text(name), self.label(name))
         self.add_errors(errors, used_on)
         return values
 
     def timestamp(self, name: str) -> pa.Array:
-        values, errors = parse_timestamp(self.text(name), name)
+        raw = self.shape.raw(self.batch, name)
+        if pa.types.is_timestamp(raw.type):  # Parquet: already a timestamp, stated in UTC
+            return pc.cast(raw, TIMESTAMP)
+        values, errors = parse_timestamp(self.text(name), self.label(name))
         self.add_errors(errors)
         return values
 
     def require(self, name: str, reason: str, rows: pa.Array | None = None) -> None:
         """A RowError for rows (all, or ``rows``) where source column ``name`` is empty."""
         mask = pc.is_null(self.text(name))
-        self.add_errors([RowError(mask=mask, column=name, reason=reason)], rows)
+        self.add_errors([RowError(mask=mask, column=self.label(name), reason=reason)], rows)
 
     def of_type(self, *names: str) -> pa.BooleanArray:
         positions = pa.array([_TYPE_INDEX[n] for n in names], pa.int32())
@@ -205,7 +241,7 @@ def _check_required_values(w: _Work) -> None:
     """RowErrors for rows whose NOT NULL inputs are empty or whose line item type is unknown."""
     w.require(LINE_ITEM_TYPE, "is empty (expected a CUR line item type such as Usage or Tax)")
     unknown = pc.and_(pc.is_valid(w.text(LINE_ITEM_TYPE)), pc.is_null(w.kinds))
-    w.add_errors([RowError(mask=fill_false(unknown), column=LINE_ITEM_TYPE, reason=(
+    w.add_errors([RowError(mask=fill_false(unknown), column=w.label(LINE_ITEM_TYPE), reason=(
         "is not a line item type this normalizer knows (expected one of: "
         f"{', '.join(_TYPE_NAMES)}); it is dead-lettered rather than guessed"))])
     w.require(PAYER, "is empty (expected the payer account ID, which is BillingAccountId)")
@@ -214,8 +250,8 @@ def _check_required_values(w: _Work) -> None:
     for name in (PERIOD_START, PERIOD_END, USAGE_START, USAGE_END):
         w.require(name, "is empty (expected an ISO 8601 timestamp such as 2023-11-01T00:00:00Z)")
     both_empty = pc.and_(pc.is_null(w.text(PRODUCT_CODE)), pc.is_null(w.text(PRODUCT_NAME)))
-    w.add_errors([RowError(mask=fill_false(both_empty), column=PRODUCT_CODE, reason=(
-        f"and {PRODUCT_NAME} are both empty (expected the service the charge is for)"))])
+    w.add_errors([RowError(mask=fill_false(both_empty), column=w.label(PRODUCT_CODE), reason=(
+        f"and {w.label(PRODUCT_NAME)} are both empty (expected the service the charge is for)"))])
 
 
 def _accounts_and_parties(w: _Work) -> dict[str, pa.Array]:
@@ -235,15 +271,39 @@ def _accounts_and_parties(w: _Work) -> dict[str, pa.Array]:
         "BillingCurrency": currency,                              # [FC billing_currency_S001]
         # [FOCUS pricingcurrency.md]: only when it differs from the billing currency.
         "PricingCurrency": pc.if_else(differs, pricing_currency, _NULL_STRING),
-        "InvoiceId": w.text(INVOICE_ID),                          # [CUR] blank until final
-        # Provider, publisher and issuer are all "AWS" so ProviderName == InvoiceIssuerName; the
-        # legal entities stay in x_InvoicingEntity / x_BillingEntity.
-        **{name: constant(_AWS, w.n) for name in (
-            "ProviderName", "PublisherName", "ServiceProviderName", "HostProviderName",
-            "InvoiceIssuerName")},
+        # [CUR] blank until the month is invoiced: null InvoiceId marks a not-yet-final bill.
+        "InvoiceId": w.text(INVOICE_ID),
+        **_providers(w),
         "x_InvoicingEntity": w.text(INVOICING_ENTITY),
         "x_BillingEntity": w.text(BILLING_ENTITY),
     }
+
+
+def _providers(w: _Work) -> dict[str, pa.Array]:
+    """Provider, publisher, service provider, host and invoice issuer names.
+
+    AWS invoices everything in the CUR, Marketplace purchases included (bill/InvoicingEntity is
+    an Amazon entity), so InvoiceIssuerName and ProviderName are "AWS" on every row, spelled
+    alike so BilledCost-C-005-C holds (BilledCost must be 0 when they differ); the legal
+    entities stay in x_InvoicingEntity / x_BillingEntity. On Marketplace rows (bill/BillingEntity
+    "AWS Marketplace") the seller of record, lineItem/LegalEntity [CUR], is the publisher and
+    the service provider [FOCUS13 serviceprovidername.md]. Its host is AWS when the charge is
+    for an AWS resource (an AMI or container product runs on the buyer's instance, so the row
+    has a ResourceId); a SaaS subscription without one is hosted by the seller, which the CUR
+    does not state: flagged HostProviderName:assumed_seller.
+    """
+    aws = constant(_AWS, w.n)
+    market = fill_false(pc.equal(w.text(BILLING_ENTITY), MARKETPLACE))
+    if not any_true(market):
+        return {name: aws for name in ("ProviderName", "PublisherName", "ServiceProviderName",
+                                       "HostProviderName", "InvoiceIssuerName")}
+    seller = w.text(LEGAL_ENTITY)
+    w.flag("ServiceProviderName:seller_unknown", pc.and_(market, pc.is_null(seller)))
+    seller = pc.if_else(market, pc.coalesce(seller, MARKETPLACE), aws)
+    saas = pc.and_(market, pc.is_null(w.text(RESOURCE_ID)))
+    w.flag("HostProviderName:assumed_seller", saas)
+    return {"ProviderName": aws, "InvoiceIssuerName": aws, "PublisherName": seller,
+            "ServiceProviderName": seller, "HostProviderName": pc.if_else(saas, seller, aws)}
 
 
 def _charge(w: _Work) -> dict[str, pa.Array]:
@@ -392,10 +452,25 @@ def _commitments(w: _Work, billed: pa.Array, usage_amount: pa.Array) -> dict[str
     }
 
 
+# FOCUS UnitFormat: a unit per time period is "<unit>-<plural time unit>", e.g. "GB-Months"
+# [FOCUS 1.2 attributes/unit_format.md; validator rules PricingUnit-C-003-O, ConsumedUnit-C-003-O,
+# which failed on the real sample's "GB-Mo" and "Obj-Month"]. AWS abbreviates or uses the
+# singular after the dash [CUR pricing/unit]; only that suffix is rewritten, the rest stays AWS's.
+_TIME_SUFFIXES = ((r"-(Mo|Mos|Month)$", "-Months"), (r"-(Hr|Hrs|Hour)$", "-Hours"),
+                  (r"-Day$", "-Days"), (r"-(Min|Minute)$", "-Minutes"),
+                  (r"-(Sec|Second)$", "-Seconds"), (r"-(Yr|Year)$", "-Years"))
+
+
+def _unit_format(unit: pa.Array) -> pa.Array:
+    for pattern, replacement in _TIME_SUFFIXES:
+        unit = pc.replace_substring_regex(unit, pattern, replacement)
+    return unit
+
+
 def _quantities(w: _Work, usage_amount: pa.Array) -> dict[str, pa.Array]:
     tax = w.of_type("Tax")
     consumed = pc.invert(w.of_type(*_CONSUMPTION_TYPES))
-    unit = w.text(PRICING_UNIT)
+    unit = _unit_format(w.text(PRICING_UNIT))
     return {
         # [FC pricing_quantity_S001, pricing_unit_S001]; null on Tax [FOCUS pricingquantity.md].
         "PricingQuantity": null_where(usage_amount, tax),
@@ -410,8 +485,6 @@ def _service_location_sku(w: _Work) -> dict[str, pa.Array]:
     code = w.text(PRODUCT_CODE)
     positions = index_in(code, _SERVICE_CODES)  # [FC service_category_S001] keyed by ProductCode
     w.flag("ServiceCategory:unmapped", pc.is_null(positions))
-    tags = {name[len(TAG_PREFIX):]: name for name in w.batch.schema.names
-            if name.startswith(TAG_PREFIX)}  # keys as AWS spells them: user:Env, aws:createdBy
     return {
         "ServiceName": pc.coalesce(w.text(PRODUCT_NAME), code),   # product/ProductName first
         "ServiceCategory": take_values(positions, _SERVICE_CATEGORIES, default="Other"),
@@ -426,35 +499,29 @@ def _service_location_sku(w: _Work) -> dict[str, pa.Array]:
         "SkuPriceId": w.text(RATE_CODE),                          # [FC sku_price_id_S001]
         # [FOCUS skumeter.md] "functionality being metered": Storage, Data Transfer, API Request.
         "SkuMeter": w.text(PRODUCT_FAMILY),
-        "Tags": json_object_from_columns(w.batch, tags),
+        # Keys as each shape spells them: legacy CSV user:Env, Parquet/CUR 2.0 user_env [PF §2.2].
+        "Tags": w.family(TAGS),
+        # Cost categories and CUR 2.0's discount map, kept whole as JSON [PF §2.1, §2.4].
+        "x_CostCategories": w.family(COST_CATEGORIES),
+        "x_Discounts": w.family(DISCOUNTS),
     }
 
 
-class AwsCurLegacyNormalizer:
-    """Legacy CUR CSV -> FOCUS 1.2 (+ 1.3 columns), one record batch at a time."""
+class _CurNormalizer:
+    """CUR (any shape) -> FOCUS 1.2 (+ 1.3 columns), one record batch at a time."""
 
     provider: ClassVar[str] = "aws"
-    source_format: ClassVar[str] = "aws_cur_legacy"
-    basis_column: ClassVar[str] = UNBLENDED_COST
-
-    def detect(self, columns: Sequence[str]) -> bool:
-        """A legacy CUR header: ``bill/PayerAccountId`` and ``lineItem/...`` columns [PF §2.1].
-
-        Recognised by its naming scheme rather than by every required column, so that a CUR
-        missing, say, ``lineItem/UnblendedCost`` is still identified and `missing_required` can
-        name the absent column instead of the file matching no format at all. CUR 2.0 and the
-        FOCUS exports spell their columns differently and never match.
-        """
-        return PAYER in columns and any(name.startswith("lineItem/") for name in columns)
+    source_format: ClassVar[str]
+    basis_column: ClassVar[str]
+    shape: ClassVar[Shape]
 
     def missing_required(self, columns: Sequence[str]) -> list[str]:
         """Required columns (those feeding NOT NULL FOCUS columns) absent from the header."""
-        names = set(columns)
-        return [name for name in REQUIRED if name not in names]
+        return self.shape.missing(columns, REQUIRED)
 
     def map(self, batch: pa.RecordBatch) -> Mapped:
         """Map one batch; rows that cannot be mapped are flagged in ``errors``, never dropped."""
-        w = _Work(batch)
+        w = _Work(batch, self.shape)
         _check_required_values(w)
         # BilledCost is lineItem/UnblendedCost exactly: the invoice basis reconciliation checks.
         billed = w.number(UNBLENDED_COST)
@@ -470,4 +537,53 @@ class AwsCurLegacyNormalizer:
         return Mapped(columns=columns, source_basis=billed, errors=w.errors)
 
 
+class AwsCurLegacyNormalizer(_CurNormalizer):
+    """Legacy CUR CSV (``lineItem/UnblendedCost`` headers) [PF §2.1]."""
+
+    source_format: ClassVar[str] = "aws_cur_legacy"
+    basis_column: ClassVar[str] = UNBLENDED_COST
+    shape: ClassVar[Shape] = LEGACY_CSV
+
+    def detect(self, columns: Sequence[str]) -> bool:
+        """A legacy CUR header: ``bill/PayerAccountId`` and ``lineItem/...`` columns [PF §2.1].
+
+        Recognised by its naming scheme rather than by every required column, so that a CUR
+        missing, say, ``lineItem/UnblendedCost`` is still identified and `missing_required` can
+        name the absent column instead of the file matching no format at all. CUR 2.0 and the
+        FOCUS exports spell their columns differently and never match.
+        """
+        return PAYER in columns and any(name.startswith("lineItem/") for name in columns)
+
+
+def _snake_cur(columns: Sequence[str]) -> bool:
+    return "bill_payer_account_id" in columns and any(
+        name.startswith("line_item_") for name in columns)
+
+
+class AwsCurParquetNormalizer(_CurNormalizer):
+    """Legacy CUR in its Parquet/Athena spelling (``line_item_unblended_cost``) [PF §2.2]."""
+
+    source_format: ClassVar[str] = "aws_cur_legacy_parquet"
+    basis_column: ClassVar[str] = LEGACY_PARQUET.column_name(UNBLENDED_COST)
+    shape: ClassVar[Shape] = LEGACY_PARQUET
+
+    def detect(self, columns: Sequence[str]) -> bool:
+        """snake_case CUR columns and none of the columns only CUR 2.0 has."""
+        return _snake_cur(columns) and not CUR2_MARKERS.intersection(columns)
+
+
+class AwsCur2Normalizer(_CurNormalizer):
+    """CUR 2.0 (Data Exports ``COST_AND_USAGE_REPORT``), CSV or Parquet [PF §2.4]."""
+
+    source_format: ClassVar[str] = "aws_cur2"
+    basis_column: ClassVar[str] = CUR2.column_name(UNBLENDED_COST)
+    shape: ClassVar[Shape] = CUR2
+
+    def detect(self, columns: Sequence[str]) -> bool:
+        """snake_case CUR columns plus a map column or a column new in CUR 2.0."""
+        return _snake_cur(columns) and bool(CUR2_MARKERS.intersection(columns))
+
+
 register(AwsCurLegacyNormalizer())
+register(AwsCurParquetNormalizer())
+register(AwsCur2Normalizer())

@@ -104,7 +104,8 @@ def _dead_letters(batch: pa.RecordBatch, table: pa.Table, basis: pa.Array,
         ["; ".join(f"{col} {why}" for col, why in r) for r in ordered], type=pa.string())
     columns["SourceCost"] = basis.take(positions)
     columns["RawRecord"] = pa.array(
-        [json.dumps(_jsonable(raw), ensure_ascii=False) for raw in raw_rows], type=pa.string())
+        [json.dumps(_jsonable(raw), ensure_ascii=False, default=str) for raw in raw_rows],
+        type=pa.string())
     return pa.Table.from_arrays([_chunk(columns[f.name], f.type) for f in DEAD_LETTER_SCHEMA],
                                 schema=DEAD_LETTER_SCHEMA)
 
@@ -116,7 +117,8 @@ def _chunk(values: pa.Array | pa.ChunkedArray, type_: pa.DataType) -> pa.Array:
 
 
 def _jsonable(record: dict[str, object]) -> dict[str, object]:
-    return {k: (v if v is None or isinstance(v, (str, int, float, bool)) else str(v))
+    # Nested records (dicts, lists) stay JSON; leaves JSON cannot hold become text.
+    return {k: (v if v is None or isinstance(v, (str, int, float, bool, dict, list)) else str(v))
             for k, v in record.items()}
 
 

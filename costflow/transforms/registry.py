@@ -13,7 +13,9 @@ from costflow.errors import ConfigError
 from costflow.transforms.contract import Normalizer
 
 # Modules that define and register normalizers (imported lazily on first use).
-_MODULES = ("costflow.transforms.aws_cur",)
+_MODULES = ("costflow.transforms.aws_cur", "costflow.transforms.azure_cost",
+            "costflow.transforms.aws_focus", "costflow.transforms.gcp_billing",
+            "costflow.transforms.aws_ce")
 _REGISTRY: dict[str, Normalizer] = {}
 
 
@@ -32,6 +34,10 @@ def _load() -> dict[str, Normalizer]:
 
 def get(source_format: str) -> Normalizer:
     registry = _load()
+    # A short name ("focus") stands for the one format spelled <provider>_<name> ("aws_focus").
+    short = [f for f in registry if f.endswith(f"_{source_format}")]
+    if source_format not in registry and len(short) == 1:
+        source_format = short[0]
     try:
         return registry[source_format]
     except KeyError:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from costflow.schemas.focus import COST_LINE_ITEMS, SERVICE_SUBCATEGORIES
+from costflow.schemas.focus import COST_LINE_ITEMS, PERIOD_PAIRS, SERVICE_SUBCATEGORIES
 from costflow.transforms.contract import RowError
 
 _SUBCATEGORY_PAIRS = pa.array(
     [f"{cat}\x1f{sub}" for cat, subs in SERVICE_SUBCATEGORIES.items() for sub in subs]
 )
-_PERIODS = (("ChargePeriodStart", "ChargePeriodEnd"), ("BillingPeriodStart", "BillingPeriodEnd"))
+_PERIODS = PERIOD_PAIRS
 
 
 def hard_rule_errors(table: pa.Table) -> list[RowError]:

@@ -70,6 +70,16 @@ class Warehouse(ABC):
         """Mark the run failed (its own small transaction; never touches cost data)."""
 
     @abstractmethod
+    def replace_recommendations(self, rows: pa.Table, provider: str,
+                                sources: list[str] | None = None) -> int:
+        """Replace ``provider``'s recommendations of ``sources`` with ``rows``, atomically.
+
+        ``rows`` has the declared `recommendations` columns (one run id). ``sources`` defaults
+        to the sources present in ``rows``; pass them explicitly so that a fetch that found
+        nothing still clears what that source recommended before. Returns rows written.
+        """
+
+    @abstractmethod
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         """Run BigQuery-dialect SQL with named ``@params`` and return the result."""
 

@@ -15,6 +15,7 @@ never at import, so tests pass a fake that records every request.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from google.cloud import bigquery
 from sqlglot import exp
 
@@ -29,9 +31,9 @@ from costflow.errors import ConfigError, CostflowError, IngestFailed
 from costflow.reconcile import SliceCheck, SliceKey, SliceStats
 from costflow.schemas.columns import TableSpec
 from costflow.schemas.focus import COST_LINE_ITEMS
-from costflow.schemas.operational import DEAD_LETTERS, LOAD_SLICES
+from costflow.schemas.operational import DEAD_LETTERS, LOAD_SLICES, RECOMMENDATIONS
 from costflow.schemas.render import ALL_TABLES, BIGQUERY_TYPES, FOCUS_VIEWS, bigquery_schema
-from costflow.warehouse import slices, sqlfiles
+from costflow.warehouse import recommendations, slices, sqlfiles
 from costflow.warehouse.base import RunStart, StagedRun, Warehouse
 
 STAGING_TTL = timedelta(days=7)  # a failed run's staging stays inspectable for a week
@@ -162,6 +164,42 @@ class BigQueryWarehouse(Warehouse):
             self.client.delete_table(self.table_id(staging_name(logical, staged.run_id)),
                                      not_found_ok=True)
         return checks
+
+    def replace_recommendations(self, rows: pa.Table, provider: str,
+                                sources: list[str] | None = None) -> int:
+        """Load into a per-fetch staging table, then delete and insert in one script."""
+        table, run_id, found = recommendations.conform(rows, provider)
+        params = {"provider": provider, "sources": sorted(set(sources or found)),
+                  "run_id": run_id}
+        if not params["sources"]:
+            return 0
+        staging = staging_name(recommendations.STAGING_NAME, run_id)
+        table_id = self.table_id(staging)
+        self.client.delete_table(table_id, not_found_ok=True)
+        self.client.create_table(self._table(RECOMMENDATIONS, table_id, staging=True))
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        buffer.seek(0)
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+            schema=_schema(RECOMMENDATIONS, relaxed=True),
+            decimal_target_types=["BIGNUMERIC"],
+            labels={"costflow_statement": "stage_recommendations"},
+        )
+        self.client.load_table_from_file(buffer, table_id, job_config=config).result()
+        tables = self.tables()
+        tables[recommendations.STAGING_NAME] = sqlfiles.table(staging, self.dataset,
+                                                             self.project)
+        statements = sqlfiles.load("load/replace_recommendations.sql")
+        script = "\n".join(["BEGIN TRANSACTION;"]
+                           + [f"{s.bigquery(tables)};" for s in statements]
+                           + ["COMMIT TRANSACTION;"])
+        try:
+            self._query("replace_recommendations", script, params).result()
+        finally:
+            self.client.delete_table(table_id, not_found_ok=True)
+        return table.num_rows
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         """Run BigQuery SQL with named ``@params``; `cost_analytics.*` means this dataset."""

@@ -18,6 +18,7 @@ the file between operations. ``:memory:`` keeps one database for the life of the
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from importlib import resources
@@ -33,9 +34,9 @@ from costflow.errors import ConfigError, CostflowError, IngestFailed
 from costflow.reconcile import SliceCheck, SliceKey, SliceStats
 from costflow.schemas.columns import TableSpec
 from costflow.schemas.focus import COST_LINE_ITEMS
-from costflow.schemas.operational import DEAD_LETTERS
+from costflow.schemas.operational import DEAD_LETTERS, RECOMMENDATIONS
 from costflow.schemas.render import DATASET
-from costflow.warehouse import slices, sqlfiles
+from costflow.warehouse import recommendations, slices, sqlfiles
 from costflow.warehouse.base import RunStart, StagedRun, Warehouse
 from costflow.warehouse.sqlfiles import DuckStatement
 
@@ -50,10 +51,10 @@ STAGED: dict[str, TableSpec] = {"stage_rows": COST_LINE_ITEMS, "stage_dead_lette
 VIEW_NEEDS_NO_CLEANING = frozenset({"clean_staged_rows", "clean_staged_dead_letters"})
 
 
-def staged_view_sql(spec: TableSpec, files: list[str]) -> str:
+def staged_view_sql(spec: TableSpec, files: list[str], name: str | None = None) -> str:
     """CREATE VIEW for the staging name of ``spec`` over ``files`` (none: an empty view)."""
     columns = ", ".join(f'"{name}"' for name in spec.names)
-    view = f"{DATASET}.{slices.STAGING_TABLES[spec.name]}"
+    view = f"{DATASET}.{name or slices.STAGING_TABLES[spec.name]}"
     if not files:
         source = f"{DATASET}.{spec.name} LIMIT 0"
     else:
@@ -212,6 +213,31 @@ class DuckDBWarehouse(Warehouse):
                   params: Mapping[str, Any]) -> None:
         for statement in sqlfiles.load(relative):
             self._execute(con, statement.name, statement.duckdb, params)
+
+    def replace_recommendations(self, rows: pa.Table, provider: str,
+                                sources: list[str] | None = None) -> int:
+        """Stage as Parquet, then delete and insert in one transaction."""
+        table, run_id, found = recommendations.conform(rows, provider)
+        params = {"provider": provider, "sources": sorted(set(sources or found)),
+                  "run_id": run_id}
+        if not params["sources"]:
+            return 0
+        with tempfile.TemporaryDirectory(prefix="costflow-recs-") as tmp:
+            staged = os.path.join(tmp, "recommendations.parquet")
+            pq.write_table(table, staged)
+            with self.connection() as con:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    view = staged_view_sql(RECOMMENDATIONS, [staged] if table.num_rows else [],
+                                           recommendations.STAGING_NAME)
+                    con.execute(view)
+                    self._run_file(con, "load/replace_recommendations.sql", params)
+                    con.execute(f"DROP VIEW {DATASET}.{recommendations.STAGING_NAME}")
+                    con.execute("COMMIT")
+                except BaseException:
+                    _rollback(con)
+                    raise
+        return table.num_rows
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         """Run BigQuery-dialect SQL (transpiled) with bound ``@params``; decimals stay decimal."""

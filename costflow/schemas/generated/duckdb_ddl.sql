@@ -79,7 +79,15 @@ CREATE TABLE IF NOT EXISTS cost_analytics.cost_line_items (
   x_LineItemType VARCHAR,
   x_InvoicingEntity VARCHAR,
   x_BillingEntity VARCHAR,
-  x_DataQualityFlags JSON
+  x_CostCategories JSON,
+  x_Discounts JSON,
+  x_ResourceGroupName VARCHAR,
+  x_DataQualityFlags JSON,
+  x_GrossCost DECIMAL(38, 18),
+  x_Credits JSON,
+  x_ExportTime TIMESTAMPTZ,
+  x_AdjustmentInfo JSON,
+  x_ProviderMetrics JSON
 );
 
 CREATE TABLE IF NOT EXISTS cost_analytics.dead_letters (
@@ -126,7 +134,8 @@ CREATE TABLE IF NOT EXISTS cost_analytics.load_slices (
   source_basis DECIMAL(38, 18) NOT NULL,
   loaded_billed_cost DECIMAL(38, 18) NOT NULL,
   dead_lettered_cost DECIMAL(38, 18) NOT NULL,
-  committed_at TIMESTAMPTZ NOT NULL
+  committed_at TIMESTAMPTZ NOT NULL,
+  high_water_export_time TIMESTAMPTZ
 );
 
 CREATE TABLE IF NOT EXISTS cost_analytics.recommendations (

@@ -79,7 +79,15 @@ CREATE TABLE IF NOT EXISTS cost_analytics.cost_line_items (
   x_LineItemType STRING OPTIONS (description = 'Provider line item type before mapping (AWS lineItem/LineItemType, GCP cost_type, Azure ChargeType).'),
   x_InvoicingEntity STRING OPTIONS (description = 'Legal entity that issues the invoice (AWS bill/InvoicingEntity); InvoiceIssuerName keeps the provider\'s common name so it matches ProviderName.'),
   x_BillingEntity STRING OPTIONS (description = 'Seller of record as the provider names it (AWS bill/BillingEntity: AWS or AWS Marketplace).'),
-  x_DataQualityFlags JSON OPTIONS (description = 'JSON array of the fixes and gaps applied to this row, e.g. derived columns the source did not carry.')
+  x_CostCategories JSON OPTIONS (description = 'Cost categories of the row as a JSON object of category to value (AWS costCategory/* columns, CUR 2.0 cost_category map, FOCUS export x_CostCategories).'),
+  x_Discounts JSON OPTIONS (description = 'Discounts applied to the row as a JSON object of discount to amount text (AWS CUR 2.0 discount map, FOCUS export x_Discounts).'),
+  x_ResourceGroupName STRING OPTIONS (description = 'Azure resource group of the resource (as in Microsoft\'s FOCUS export).'),
+  x_DataQualityFlags JSON OPTIONS (description = 'JSON array of the fixes and gaps applied to this row, e.g. derived columns the source did not carry.'),
+  x_GrossCost BIGNUMERIC OPTIONS (description = 'Cost before credits in BillingCurrency (GCP cost); BilledCost is net of every credit.'),
+  x_Credits JSON OPTIONS (description = 'JSON array of the credits netted into BilledCost, as the provider lists them: type, name, amount (exact decimal text), id, full_name (GCP credits).'),
+  x_ExportTime TIMESTAMP OPTIONS (description = 'When the provider appended the row to its export (GCP export_time, UTC); the high-water mark of incremental loads.'),
+  x_AdjustmentInfo JSON OPTIONS (description = 'JSON object describing a provider correction or adjustment (GCP adjustment_info: id, description, mode, type).'),
+  x_ProviderMetrics JSON OPTIONS (description = 'Provider metrics without a FOCUS column as a JSON object of metric to exact amount text, with <metric>Unit (AWS Cost Explorer BlendedCost, NetUnblendedCost, NetAmortizedCost, UsageQuantity, NormalizedUsageAmount).')
 )
 PARTITION BY DATE(ChargePeriodStart)
 CLUSTER BY x_SourceProvider, BillingAccountId
@@ -133,7 +141,8 @@ CREATE TABLE IF NOT EXISTS cost_analytics.load_slices (
   source_basis BIGNUMERIC NOT NULL OPTIONS (description = 'Sum of the source\'s invoice-basis cost for the slice.'),
   loaded_billed_cost BIGNUMERIC NOT NULL OPTIONS (description = 'SUM(BilledCost) of the slice as stored in the warehouse.'),
   dead_lettered_cost BIGNUMERIC NOT NULL OPTIONS (description = 'Sum of SourceCost of the slice\'s dead letters.'),
-  committed_at TIMESTAMP NOT NULL OPTIONS (description = 'When the slice replaced the previous contents (UTC).')
+  committed_at TIMESTAMP NOT NULL OPTIONS (description = 'When the slice replaced the previous contents (UTC).'),
+  high_water_export_time TIMESTAMP OPTIONS (description = 'MAX(x_ExportTime) of the slice\'s loaded rows: the latest provider export the slice includes (GCP export_time); null for providers without one. Incremental loads re-read from it minus the lookback.')
 )
 OPTIONS (description = 'Per-slice reconciliation of each run: what the source says next to what was committed.');
 

@@ -21,7 +21,8 @@ INSERT INTO cost_analytics.load_slices (
   source_basis,
   loaded_billed_cost,
   dead_lettered_cost,
-  committed_at
+  committed_at,
+  high_water_export_time
 )
 WITH expected AS (
   SELECT
@@ -37,20 +38,37 @@ WITH expected AS (
   FROM UNNEST(@slices) AS s
 ),
 
-final AS (
+-- The latest provider export each slice includes (incremental loads re-read from it).
+high_water AS (
   SELECT
-    @run_id AS run_id,
     x_SourceProvider,
     BillingAccountId,
     BillingPeriodStart,
-    rows_read,
-    rows_loaded,
-    rows_dead_lettered,
-    source_basis,
-    loaded_billed_cost,
-    dead_lettered_cost,
-    CURRENT_TIMESTAMP() AS committed_at
-  FROM expected
+    MAX(x_ExportTime) AS high_water_export_time
+  FROM cost_analytics._staged_cost_line_items
+  WHERE x_RunId = @run_id
+  GROUP BY x_SourceProvider, BillingAccountId, BillingPeriodStart
+),
+
+final AS (
+  SELECT
+    @run_id AS run_id,
+    x.x_SourceProvider,
+    x.BillingAccountId,
+    x.BillingPeriodStart,
+    x.rows_read,
+    x.rows_loaded,
+    x.rows_dead_lettered,
+    x.source_basis,
+    x.loaded_billed_cost,
+    x.dead_lettered_cost,
+    CURRENT_TIMESTAMP() AS committed_at,
+    h.high_water_export_time
+  FROM expected AS x
+  LEFT JOIN high_water AS h
+    ON x.x_SourceProvider = h.x_SourceProvider
+    AND x.BillingAccountId = h.BillingAccountId
+    AND x.BillingPeriodStart = h.BillingPeriodStart
 )
 
 SELECT * FROM final;

@@ -1,0 +1,230 @@
+"""The query services as MCP tools, over stdio, for AI agents (`costflow mcp`).
+
+Built with the official MCP Python SDK (``mcp`` 2.x, `MCPServer`). The server is started for one
+tenant and one provider scope (CLI flags); no tool argument can widen them. Every tool argument
+is validated by the same code as the Python API and the CLI; a bad one comes back as a tool error
+whose text says what was expected (the model reads it and retries), never as a crash. Results are
+plain JSON: amounts are exact decimal strings, never floats.
+
+Tools: get_costs, compare_periods, get_forecast, get_recommendations, get_resources,
+list_dimensions, dimension_values, describe_schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from costflow.errors import CostflowError
+from costflow.schemas.focus import COST_LINE_ITEMS
+from costflow.services.costs import DIMENSIONS, FILTER_ONLY, METRICS, TAG_PREFIX
+from costflow.services.models import exact, to_json
+from costflow.services.providers import (
+    DEFAULT_METRIC,
+    GRANULARITIES,
+    WarehouseCostProvider,
+    dimension_names,
+)
+from costflow.services.tenancy import ALL_PROVIDERS, Tenant, check_provider
+from costflow.warehouse import connect
+from costflow.warehouse.base import Warehouse
+
+T = TypeVar("T")
+METRIC_GUIDE = (
+    "Which cost to use: BilledCost (default) is what the invoice charges, cash basis: an upfront "
+    "reservation or savings plan fee lands on the day it is bought. EffectiveCost is the "
+    "amortized cost after every discount, with prepaid commitments spread over the usage they "
+    "cover: use it for 'what did this workload really cost' and for trends and unit economics. "
+    "ListCost is the public on-demand price (savings = ListCost - EffectiveCost). ContractedCost "
+    "is the negotiated price before commitment discounts. Amounts in different currencies are "
+    "never added: results come per BillingCurrency.")
+
+
+def build_server(warehouse: Warehouse, tenant: Tenant,
+                 provider_scope: str = ALL_PROVIDERS) -> MCPServer:
+    """An MCP server answering for ``tenant`` (and ``provider_scope``) from ``warehouse``."""
+    check_provider(provider_scope)
+    server = MCPServer("costflow", instructions=(
+        "Cloud costs from the costflow FOCUS warehouse. Start with list_dimensions and "
+        "describe_schema; dates are YYYY-MM-DD and ranges are [start, end). " + METRIC_GUIDE))
+
+    def provider_for(name: str) -> WarehouseCostProvider:
+        try:
+            check_provider(name)
+        except CostflowError as err:
+            raise ToolError(str(err)) from err
+        if provider_scope != ALL_PROVIDERS and name not in (provider_scope, ALL_PROVIDERS):
+            raise ToolError(f"this server answers for provider {provider_scope!r} only.")
+        return WarehouseCostProvider(warehouse, tenant,
+                                     provider_scope if name == ALL_PROVIDERS else name)
+
+    @server.tool()
+    async def get_costs(start_date: str, end_date: str, group_by: list[str] | None = None,
+                        granularity: str = "TOTAL",
+                        filters: dict[str, list[str]] | None = None,
+                        metric: str = DEFAULT_METRIC, provider: str = ALL_PROVIDERS,
+                        ) -> dict[str, Any]:
+        """Costs in [start_date, end_date) grouped by dimensions; one result per currency.
+
+        group_by: names from list_dimensions or tag:<key> (e.g. ["service", "tag:team"]).
+        granularity: TOTAL (default), DAILY or MONTHLY. filters: dimension -> values kept
+        (also "currency"). metric: BilledCost (default), EffectiveCost, ListCost,
+        ContractedCost. provider: all, aws, gcp or azure.
+        """
+        results = await _guard(provider_for(provider).get_costs_per_currency(
+            _day(start_date, "start_date"), _day(end_date, "end_date"), granularity,
+            group_by, filters, metric=metric))
+        return {"results": to_json(results)}
+
+    @server.tool()
+    async def compare_periods(base_start: str, base_end: str, compare_start: str,
+                              compare_end: str, dimension: str = "service", top: int = 10,
+                              metric: str = DEFAULT_METRIC, provider: str = ALL_PROVIDERS,
+                              filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """What changed between two periods: totals per currency and the top drivers.
+
+        Drivers are the values of ``dimension`` with the largest absolute change in cost from
+        the base period [base_start, base_end) to the compared one.
+        """
+        if not 1 <= top <= 100:
+            raise ToolError(f"top {top} must be between 1 and 100.")
+        chosen = provider_for(provider)
+        base = await _guard(chosen.get_costs_per_currency(
+            _day(base_start, "base_start"), _day(base_end, "base_end"), "TOTAL", [dimension],
+            filters, metric=metric))
+        other = await _guard(chosen.get_costs_per_currency(
+            _day(compare_start, "compare_start"), _day(compare_end, "compare_end"), "TOTAL",
+            [dimension], filters, metric=metric))
+        return {"dimension": dimension, "metric": metric,
+                "currencies": _compare(base, other, dimension, top)}
+
+    @server.tool()
+    async def get_forecast(start_date: str, end_date: str, granularity: str = "MONTHLY",
+                           metric: str = DEFAULT_METRIC, currency: str | None = None,
+                           provider: str = ALL_PROVIDERS) -> dict[str, Any]:
+        """Forecast cost in [start_date, end_date) from the daily history before start_date.
+
+        Weekly-seasonal ETS model with 95 % prediction intervals; the backtest error on the last
+        14 days of history is reported. Needs 28 days of history.
+        """
+        result = await _guard(provider_for(provider).get_forecast(
+            _day(start_date, "start_date"), _day(end_date, "end_date"), granularity,
+            metric=metric, currency=currency))
+        return to_json(result)
+
+    @server.tool()
+    async def get_recommendations(category: str | None = None,
+                                  states: list[str] | None = None,
+                                  provider: str = ALL_PROVIDERS) -> dict[str, Any]:
+        """Cost optimization recommendations, largest estimated monthly saving first.
+
+        category: compute, storage, network, database, commitment or other. states: default
+        ["active"].
+        """
+        recs = await _guard(provider_for(provider).get_recommendations(
+            category, states=tuple(states or ["active"])))
+        return {"recommendations": to_json(recs)}
+
+    @server.tool()
+    async def get_resources(resource_type: str | None = None, start_date: str | None = None,
+                            end_date: str | None = None, metric: str = DEFAULT_METRIC,
+                            limit: int = 50, provider: str = ALL_PROVIDERS) -> dict[str, Any]:
+        """The most expensive resources and the cost attributed to each (per currency).
+
+        resource_type matches exactly (e.g. "Virtual Machine"). Without dates: the last 30 days
+        with charges.
+        """
+        found = await _guard(provider_for(provider).get_resources(
+            resource_type, start_date=_day(start_date, "start_date") if start_date else None,
+            end_date=_day(end_date, "end_date") if end_date else None, metric=metric,
+            limit=limit))
+        return {"resources": to_json(found)}
+
+    @server.tool()
+    async def list_dimensions() -> dict[str, Any]:
+        """Dimensions to group by and filter on, metrics and granularities."""
+        return {
+            "dimensions": {name: DIMENSIONS[name] for name in dimension_names()},
+            "filter_only": FILTER_ONLY,
+            "tags": f"{TAG_PREFIX}<key> groups or filters by one key of the Tags JSON "
+                    "(e.g. tag:team, tag:user:cost-center)",
+            "metrics": list(METRICS), "default_metric": DEFAULT_METRIC,
+            "granularities": list(GRANULARITIES),
+            "providers": ["all", "aws", "gcp", "azure"] if provider_scope == ALL_PROVIDERS
+            else [provider_scope],
+        }
+
+    @server.tool()
+    async def dimension_values(dimension: str, start_date: str, end_date: str,
+                               limit: int = 50, provider: str = ALL_PROVIDERS,
+                               ) -> dict[str, Any]:
+        """The values a dimension takes in [start_date, end_date), costliest first."""
+        if not 1 <= limit <= 1000:
+            raise ToolError(f"limit {limit} must be between 1 and 1000.")
+        results = await _guard(provider_for(provider).get_costs_per_currency(
+            _day(start_date, "start_date"), _day(end_date, "end_date"), "TOTAL", [dimension]))
+        values = sorted(((b.values[dimension], r.currency, b.cost) for r in results
+                         for b in r.breakdown), key=lambda v: (-v[2], str(v[0]), v[1]))
+        return {"dimension": dimension, "values": [
+            {"value": v, "currency": c, "cost": exact(cost)} for v, c, cost in values[:limit]]}
+
+    @server.tool()
+    async def describe_schema() -> dict[str, Any]:
+        """What the cost metrics mean (Billed vs Effective vs List vs Contracted cost)."""
+        return {"guide": METRIC_GUIDE,
+                "metrics": {m: COST_LINE_ITEMS.column(m).description for m in METRICS},
+                "dimensions": {name: COST_LINE_ITEMS.column(column).description
+                               for name, column in DIMENSIONS.items()
+                               if column in COST_LINE_ITEMS.names},
+                "currency": COST_LINE_ITEMS.column("BillingCurrency").description}
+
+    return server
+
+
+async def _guard(call: Awaitable[T]) -> T:
+    """Turn an error a user can act on into a tool error the model reads."""
+    try:
+        return await call
+    except CostflowError as err:
+        raise ToolError(str(err)) from err
+
+
+def _day(text: str, name: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ToolError(f"{name} {text!r} is not a date; expected YYYY-MM-DD.") from None
+
+
+def _compare(base: list[Any], other: list[Any], dimension: str,
+             top: int) -> list[dict[str, Any]]:
+    out = []
+    for code in sorted({r.currency for r in base} | {r.currency for r in other}):
+        before = {b.values[dimension]: b.cost for r in base if r.currency == code
+                  for b in r.breakdown}
+        after = {b.values[dimension]: b.cost for r in other if r.currency == code
+                 for b in r.breakdown}
+        changes = [(v, before.get(v, Decimal(0)), after.get(v, Decimal(0)))
+                   for v in before.keys() | after.keys()]
+        changes.sort(key=lambda c: (-abs(c[2] - c[1]), str(c[0])))
+        total_before, total_after = sum(before.values(), Decimal(0)), sum(after.values(),
+                                                                          Decimal(0))
+        out.append({"currency": code, "base_total": exact(total_before),
+                    "compare_total": exact(total_after),
+                    "change": exact(total_after - total_before),
+                    "change_percent": (f"{(total_after - total_before) / total_before:.2%}"
+                                       if total_before else None),
+                    "top_drivers": [{"value": v, "base": exact(b), "compare": exact(a),
+                                     "change": exact(a - b)} for v, b, a in changes[:top]]})
+    return out
+
+
+def serve(url: str, tenant: Tenant, provider_scope: str = ALL_PROVIDERS,
+          connector: Callable[[str], Warehouse] = connect) -> None:
+    """Run the server over stdio until the client closes it."""
+    build_server(connector(url), tenant, provider_scope).run("stdio")

@@ -1,0 +1,185 @@
+"""The Cloud Billing export table as Arrow types, and how every file flavour is brought to it.
+
+Why this module exists: the same export reaches us as newline-delimited JSON (numbers as JSON
+numbers, timestamps as text), as Parquet or Avro written by BigQuery (FLOAT64 as IEEE doubles,
+NUMERIC as decimals, TIMESTAMP as microseconds), or straight from BigQuery. The normalizer must
+give identical rows for all of them, so each batch is first *conformed* to one canonical shape:
+the export's nesting exactly (records as structs, REPEATED records as lists of structs) with
+every leaf as text. Fields an older export lacks come back as nulls, so the normalizer never has
+to ask which generation of the schema it is reading.
+
+Exact money, and why no float ever takes part:
+    * JSON: the reader types every FLOAT/NUMERIC field as ``decimal256(76, 38)`` (`READER_SCHEMA`);
+      Arrow's JSON parser converts the number's own text to a decimal, so ``0.1`` is
+      ``Decimal('0.1')``, never ``0.1000000000000000055511151231257827``.
+    * Parquet/Avro/BigQuery: the value *is* a double as BigQuery stored it; it becomes the
+      shortest decimal text that round-trips to that double (Arrow's float->string cast), which
+      is exactly the text BigQuery prints for it in a JSON export. The decimal is then parsed
+      from that text. Sums are only ever computed on decimals.
+
+Source: ../shared/reference/provider_formats.md §1.2 (the schema dumped from a real detailed
+table, Recidiviz/pulse-data), §1.5 (JSONL layout), Google's detailed-usage schema doc.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+S = pa.string()
+_KV = pa.list_(pa.struct([("key", S), ("value", S)]))
+
+# The canonical shape: every leaf is text (money as exact decimal text, timestamps as text).
+CANONICAL_SCHEMA = pa.schema([
+    ("billing_account_id", S),
+    ("service", pa.struct([("id", S), ("description", S)])),
+    ("sku", pa.struct([("id", S), ("description", S)])),
+    ("usage_start_time", S),
+    ("usage_end_time", S),
+    ("project", pa.struct([
+        ("id", S), ("number", S), ("name", S), ("labels", _KV), ("ancestry_numbers", S),
+        ("ancestors", pa.list_(pa.struct([("resource_name", S), ("display_name", S)]))),
+    ])),
+    ("labels", _KV),
+    ("system_labels", _KV),
+    ("location", pa.struct([("location", S), ("country", S), ("region", S), ("zone", S)])),
+    ("resource", pa.struct([("name", S), ("global_name", S)])),          # detailed only
+    ("tags", pa.list_(pa.struct([("key", S), ("value", S), ("inherited", S),
+                                 ("namespace", S)]))),
+    ("price", pa.struct([
+        ("effective_price", S), ("tier_start_amount", S), ("unit", S),
+        ("pricing_unit_quantity", S), ("list_price", S), ("effective_price_default", S),
+        ("list_price_consumption_model", S),
+    ])),
+    ("subscription", pa.struct([("instance_id", S)])),                  # detailed only
+    ("transaction_type", S),
+    ("seller_name", S),
+    ("export_time", S),
+    ("cost", S),
+    ("currency", S),
+    ("currency_conversion_rate", S),
+    ("usage", pa.struct([("amount", S), ("unit", S), ("amount_in_pricing_units", S),
+                         ("pricing_unit", S)])),
+    ("credits", pa.list_(pa.struct([("name", S), ("amount", S), ("full_name", S), ("id", S),
+                                    ("type", S)]))),
+    ("invoice", pa.struct([("month", S), ("publisher_type", S)])),
+    ("cost_type", S),
+    ("adjustment_info", pa.struct([("id", S), ("description", S), ("mode", S), ("type", S)])),
+    ("cost_at_list", S),
+    ("consumption_model", pa.struct([("id", S), ("description", S),
+                                     ("applied_subscription_instance_id", S)])),
+    ("cost_at_effective_price_default", S),
+    ("cost_at_list_consumption_model", S),
+])
+
+# Dotted paths of the FLOAT / NUMERIC fields (BigQuery types in provider_formats.md §1.2).
+NUMERIC_PATHS = frozenset({
+    "cost", "currency_conversion_rate", "cost_at_list", "cost_at_effective_price_default",
+    "cost_at_list_consumption_model", "usage.amount", "usage.amount_in_pricing_units",
+    "credits.amount", "price.effective_price", "price.tier_start_amount",
+    "price.pricing_unit_quantity", "price.list_price", "price.effective_price_default",
+    "price.list_price_consumption_model",
+})
+BOOLEAN_PATHS = frozenset({"tags.inherited"})
+TOP_LEVEL_FIELDS = tuple(CANONICAL_SCHEMA.names)
+# Wide enough for any JSON number BigQuery writes for a FLOAT64 cost (17 significant digits).
+JSON_NUMBER = pa.decimal256(76, 38)
+
+
+def _reader_type(type_: pa.DataType, path: str) -> pa.DataType:
+    if pa.types.is_struct(type_):
+        return pa.struct([pa.field(f.name, _reader_type(f.type, f"{path}.{f.name}".lstrip(".")))
+                          for f in type_])
+    if pa.types.is_list(type_):
+        return pa.list_(_reader_type(type_.value_type, path))
+    if path in NUMERIC_PATHS:
+        return JSON_NUMBER
+    if path in BOOLEAN_PATHS:
+        return pa.bool_()
+    return type_
+
+
+# What the JSON-lines reader asks Arrow for: numbers as exact decimals, booleans as booleans.
+READER_SCHEMA = pa.schema([pa.field(f.name, _reader_type(f.type, f.name))
+                           for f in CANONICAL_SCHEMA])
+
+
+class NestingError(ValueError):
+    """A field's type cannot be brought to the export's shape (e.g. a record where a list is)."""
+
+    def __init__(self, path: str, found: pa.DataType, expected: pa.DataType) -> None:
+        self.path, self.found, self.expected = path, found, expected
+        super().__init__(f"field {path} is {found}, expected {expected}")
+
+
+def decimal_text(values: pa.Array) -> pa.Array:
+    """Exact text of decimals without the padding to the type's scale ("0.25", not
+    "0.250000..."), so it fits DECIMAL(38, 18) whenever the value does (JSON numbers are read as
+    decimal(76, 38))."""
+    text = pc.cast(values, S)
+    text = pc.replace_substring_regex(text, r"(\.[0-9]*?)0+([eE].*)?$", r"\1\2")
+    return pc.replace_substring_regex(text, r"\.([eE]|$)", r"\1")
+
+
+def _leaf_text(values: pa.Array, path: str) -> pa.Array:
+    if pa.types.is_string(values.type):
+        return values
+    if pa.types.is_large_string(values.type) or pa.types.is_dictionary(values.type):
+        return pc.cast(values, S)
+    if pa.types.is_null(values.type):
+        return pa.nulls(len(values), S)
+    if pa.types.is_decimal(values.type):
+        return decimal_text(values)
+    if (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)
+            or pa.types.is_boolean(values.type)
+            or pa.types.is_timestamp(values.type)):
+        # Floats: the shortest round-trip text (the text BigQuery's JSON export holds).
+        # Timestamps: "YYYY-MM-DD HH:MM:SS.ffffffZ" in UTC.
+        return pc.cast(values, S)
+    raise NestingError(path, values.type, S)
+
+
+def conform_array(values: pa.Array, target: pa.DataType, path: str) -> pa.Array:
+    """``values`` brought to ``target`` (a canonical type): missing struct fields become null,
+    extra fields are dropped, leaves become text. Raises `NestingError` on a shape mismatch."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_null(values.type):
+        return pa.nulls(len(values), target)
+    if pa.types.is_struct(target):
+        if not pa.types.is_struct(values.type):
+            raise NestingError(path, values.type, target)
+        children = []
+        for field in target:
+            index = values.type.get_field_index(field.name)
+            child_path = f"{path}.{field.name}"
+            if index < 0:
+                children.append(pa.nulls(len(values), field.type))
+            else:
+                children.append(conform_array(values.field(index), field.type, child_path))
+        # .field() ignores the parent's validity and offset; both are re-applied here.
+        return pa.StructArray.from_arrays(children, fields=list(target),
+                                          mask=pc.is_null(values))
+    if pa.types.is_list(target):
+        if not (pa.types.is_list(values.type) or pa.types.is_large_list(values.type)):
+            raise NestingError(path, values.type, target)
+        # Raw child values and offsets (flatten() would skip null slots and misalign them).
+        offsets = values.offsets
+        start = offsets[0].as_py() if len(offsets) else 0
+        end = offsets[-1].as_py() if len(offsets) else 0
+        flat = conform_array(values.values.slice(start, end - start), target.value_type, path)
+        offsets = pc.cast(pc.subtract(offsets, start), pa.int32())
+        return pa.ListArray.from_arrays(offsets, flat, type=target, mask=pc.is_null(values))
+    return _leaf_text(values, path)
+
+
+def conform(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A batch of any export flavour in `CANONICAL_SCHEMA` (top-level extras dropped)."""
+    columns = []
+    for field in CANONICAL_SCHEMA:
+        index = batch.schema.get_field_index(field.name)
+        if index < 0:
+            columns.append(pa.nulls(batch.num_rows, field.type))
+        else:
+            columns.append(conform_array(batch.column(index), field.type, field.name))
+    return pa.RecordBatch.from_arrays(columns, schema=CANONICAL_SCHEMA)

@@ -1,0 +1,85 @@
+"""The GCP billing export normalizer on single batches: exact money, timestamps, bad rows."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.json as pajson
+
+from costflow.samples import gcp_billing as gs
+from costflow.transforms import registry
+from costflow.transforms.gcp_export_schema import READER_SCHEMA, conform
+
+
+def _batch(rows: list[dict]) -> pa.RecordBatch:
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
+        explicit_schema=READER_SCHEMA, unexpected_field_behavior="ignore"))
+    return table.combine_chunks().to_batches()[0]
+
+
+def _map(rows: list[dict]):
+    return registry.get("gcp_billing_export_resource_v1").map(_batch(rows))
+
+
+def test_json_numbers_become_exact_decimals_not_floats() -> None:
+    r = gs.fixture_rows()[9]                               # cost 0.1, no credits
+    noise = 0.1 + 0.2 - 0.3 - 0.1
+    r["credits"] = [gs.credit("PROMOTION", noise, "x", "y"),
+                    gs.credit("PROMOTION", 1.2345e-17, "x", "y")]
+    mapped = _map([r])
+    # 0.1 is Decimal('0.1'), not 0.1000000000000000055511...; float noise keeps its exact
+    # shortest text; a value needing more than 18 decimals is refused rather than rounded.
+    assert mapped.columns["x_GrossCost"].to_pylist() == [Decimal("0.1")]
+    assert json.loads(mapped.columns["x_Credits"][0].as_py())[0]["amount"] == repr(noise)
+    assert [e.column for e in mapped.errors] == ["credits.amount"]
+    assert "decimal places" in mapped.errors[0].reason
+
+
+def test_rfc3339_and_bigquery_timestamps_agree() -> None:
+    a = gs.fixture_rows()[0]
+    b = copy.deepcopy(a)
+    b["usage_start_time"] = "2026-10-05T07:00:00Z"
+    b["usage_end_time"] = "2026-10-05T09:00:00+01:00"
+    cols = _map([a, b]).columns
+    assert cols["ChargePeriodStart"][0] == cols["ChargePeriodStart"][1]
+    assert cols["ChargePeriodEnd"][0] == cols["ChargePeriodEnd"][1]
+
+
+def test_bad_values_are_row_errors_not_exceptions() -> None:
+    rows = gs.fixture_rows()[:4]
+    rows[1]["invoice"]["month"] = "2026-10"
+    rows[2]["cost_type"] = "refund"
+    rows[3]["usage_start_time"] = "yesterday"
+    mapped = _map(rows)
+    by_column = {e.column: e.mask.to_pylist() for e in mapped.errors}
+    assert by_column["invoice.month"] == [False, True, False, False]
+    assert by_column["cost_type"] == [False, False, True, False]
+    assert by_column["usage_start_time"] == [False, False, False, True]
+
+
+def test_basis_is_cost_plus_credits_per_row() -> None:
+    mapped = _map(gs.fixture_rows()[:4])
+    assert mapped.source_basis.to_pylist() == [
+        Decimal("0.155289"), Decimal("0"), Decimal("42.31"), Decimal("0")]
+
+
+def test_conform_fills_fields_missing_from_older_exports() -> None:
+    r = {k: v for k, v in gs.fixture_rows()[0].items() if k not in ("price", "tags")}
+    r["project"] = {k: v for k, v in r["project"].items() if k != "ancestors"}
+    batch = pa.RecordBatch.from_pylist([r])             # inferred types: doubles, no price
+    out = conform(batch)
+    assert out.column("price").to_pylist() == [None]
+    assert out.column("cost").to_pylist() == ["0.194236"]
+    assert out.column("project").to_pylist()[0]["ancestors"] is None
+
+
+def test_detection_standard_vs_detailed() -> None:
+    standard = [k for k in gs.fixture_rows()[0] if k not in ("resource", "subscription")]
+    assert registry.detect(standard, "gcp", "x").source_format == "gcp_billing_export_v1"
+    assert registry.detect(list(gs.fixture_rows()[0]), "gcp", "x").source_format == \
+        "gcp_billing_export_resource_v1"
