@@ -30,7 +30,9 @@ AZURITE_VERSION := 3.37.0
 AZURITE := .ci/node/node_modules/.bin/azurite-blob
 
 $(AZURITE):
-	npm install --prefix .ci/node --no-audit --no-fund --silent azurite@$(AZURITE_VERSION)
+	@if command -v npm >/dev/null; then \
+	npm install --prefix .ci/node --no-audit --no-fund --silent azurite@$(AZURITE_VERSION); \
+	else echo "note: npm not found: Azurite not installed (the az:// tests skip; CI fails)"; fi
 
 focus-validator: $(FV_STAMP)
 
