@@ -120,7 +120,10 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="Generate sample exports, ingest them, print costs.")
     demo.add_argument("--rows", type=int, default=50_000, help="Rows per month (default 50k).")
-    demo.add_argument("--out", default="exports/cur", help="Where to write the sample exports.")
+    demo.add_argument("--provider", choices=["aws", "gcp", "azure"], default="aws",
+                      help="Which provider's sample exports to generate (default aws).")
+    demo.add_argument("--out", help="Where to write the sample exports (default "
+                                    "exports/<provider>).")
     demo.add_argument("--warehouse")
     return parser
 
@@ -153,10 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "ingest":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    # Our progress lines at INFO; everything else (Beam is chatty) only when it is a problem.
+    # Our progress lines at INFO on their own handler; everything else (Beam and GX are chatty,
+    # and GX sets levels on its own loggers) reaches stderr only from WARNING up.
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, datefmt="%H:%M:%S",
                         stream=sys.stderr)
-    logging.getLogger("costflow").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.WARNING)
+    ours = logging.getLogger("costflow")
+    if not ours.handlers:
+        mine = logging.StreamHandler(sys.stderr)
+        mine.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
+        ours.addHandler(mine)
+    ours.propagate = False
+    ours.setLevel(logging.WARNING if args.quiet else logging.INFO)
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     try:
         return {"ingest": _ingest, "query": _query, "export": _export, "mcp": _mcp,
@@ -384,7 +396,8 @@ def _recommendations(args: argparse.Namespace, extra: list[str]) -> int:
 def _demo(args: argparse.Namespace, extra: list[str]) -> int:
     from costflow.samples.demo import run_demo
 
-    print(run_demo(rows=args.rows, out_dir=args.out, warehouse=args.warehouse))
+    print(run_demo(rows=args.rows, out_dir=args.out, warehouse=args.warehouse,
+                   provider=args.provider))
     return 0
 
 

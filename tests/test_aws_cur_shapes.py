@@ -147,7 +147,7 @@ def test_focus_export_parquet_keeps_x_columns_and_reconciles(tmp_path):
     assert sum(mapped.columns["BilledCost"].to_pylist()) == info.unblended_total
     assert mapped.columns["x_ServiceCode"].null_count == 0
     assert mapped.columns["HostProviderName"].to_pylist() == ["AWS"] * 400
-    assert registry.get("focus").source_format == "aws_focus"  # --format focus
+    assert registry.get("focus", "aws").source_format == "aws_focus"  # --format focus
 
 
 def test_focus_export_csv_timestamps_without_zone_are_utc():

@@ -8,6 +8,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from costflow.cli import render
 
 COSTFLOW = Path(sys.executable).with_name("costflow")
@@ -67,9 +69,26 @@ def test_demo_generates_ingests_and_reconciles(tmp_path, monkeypatch):
     from costflow.samples.demo import run_demo
 
     monkeypatch.chdir(tmp_path)
-    text = run_demo(rows=2_000, out_dir="exports/cur")
+    text = run_demo(rows=2_000)
     assert "succeeded" in text
     assert "aws/123412340534/2023-10" in text and "aws/123412340534/2023-11" in text
-    source = text.split("(source total ")[1].split(" USD")[0]
+    source = text.split("(source says all months, USD: ")[1].split(")")[0]
     assert f"source basis {source} = BilledCost {source} + dead-lettered 0" in text
     assert (tmp_path / ".costflow" / "warehouse.duckdb").exists()
+    assert (tmp_path / "exports" / "aws").is_dir()
+
+
+@pytest.mark.parametrize("provider", ["gcp", "azure"])
+def test_demo_for_other_providers_reconciles_every_slice(tmp_path, monkeypatch, provider):
+    import json
+
+    from costflow.samples.demo import run_demo
+
+    monkeypatch.chdir(tmp_path)
+    text = run_demo(rows=300, provider=provider)
+    assert "generated" in text and "succeeded" in text
+    (report,) = (tmp_path / ".costflow" / "runs").glob("*.json")
+    slices = json.loads(report.read_text())["slices"]
+    assert all(s["difference"] == "0" and s["reconciled"] for s in slices)
+    assert len({s["billing_period_start"][:7] for s in slices}) == 2  # both generated months
+    assert {s["provider"] for s in slices} == {provider}

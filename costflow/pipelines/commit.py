@@ -114,6 +114,7 @@ class CommitRun(beam.DoFn):
                     "The source looks systematically broken, so nothing was committed: "
                     + " | ".join(breaches))
             self.quality.check_staged(s.run_id, part.row_files, report)
+            pa.default_memory_pool().release_unused()  # the gate's chunks, before the load
             LOG.info("committing %d slice(s) to %s",
                      sum(k.attributable for k in expected), s.warehouse_url)
             checks = self.warehouse.commit_run(

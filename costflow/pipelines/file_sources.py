@@ -211,7 +211,7 @@ def inspect(uri: str, provider: str | None, source_format: str | None) -> Source
                               "(a broken download?).", expected="a CSV header row")
         header = parsed
     _check_header(uri, header)
-    normalizer = (registry.get(source_format) if source_format
+    normalizer = (registry.get(source_format, provider) if source_format
                   else registry.detect(header, provider, uri))
     if provider and normalizer.provider != provider:
         raise SourceError(uri, f"is a {normalizer.provider} export ({normalizer.source_format}), "

@@ -41,7 +41,7 @@ from costflow.schemas.focus import COST_LINE_ITEMS, SLICE_KEY
 from costflow.schemas.render import arrow_schema
 
 LOG = logging.getLogger("costflow.quality")
-CHUNK_ROWS = 250_000  # bounds the gate's memory; GX sees only distinct combinations
+CHUNK_ROWS = 100_000  # bounds the gate's memory; GX sees only distinct combinations
 SAMPLE_ROWS = 5
 LOCATION = ("x_SourceUri", "x_SourceRowNumber")
 ROW_SCHEMA = arrow_schema(COST_LINE_ITEMS)
@@ -89,6 +89,7 @@ class QualityGate:
                                   f"{f.name} MUST be {f.type}") for f in ROW_SCHEMA]
         self.columns = needed_columns(self.checks)
         self._values = value_columns(self.checks)
+        self._stored_schema: pa.Schema | None = None  # of the staged files last read
         self._validation: Any = None
 
     def _definition(self) -> Any:
@@ -117,11 +118,11 @@ class QualityGate:
         Each chunk is reduced to its distinct value combinations; the combinations of all
         chunks are merged and GX validates them once (a GX run costs seconds whatever its size).
         """
-        parts, schema = [], None
-        for table in self._chunks(files):
-            schema = table.schema
-            parts.append(compact_frame(table, self.columns, self._values))
-        return self._validate(parts, schema, {})
+        merged: pa.Table | None = None
+        for table in self._chunks(files):  # folded as it goes: memory ~ distinct combinations
+            part = compact_frame(table, self.columns, self._values)
+            merged = part if merged is None else fold_compact([merged, part])
+        return self._validate([merged] if merged is not None else [], self._stored_schema, {})
 
     def _chunks(self, files: Iterable[str]) -> Iterator[pa.Table]:
         read = list(dict.fromkeys([*SLICE_KEY, *LOCATION, *self.columns]))
@@ -129,8 +130,15 @@ class QualityGate:
         rows = 0
         for path in files:
             with FileSystems.open(path) as handle:
-                parquet = pq.ParquetFile(handle)
-                self._check_types(parquet.schema_arrow)
+                # Strings stay dictionary-encoded (x_SourceUri repeats on every row): the gate
+                # needs most of them only for nullness, and compact_frame decodes the rest.
+                stored = pq.read_schema(handle)
+                self._check_types(stored)  # the file's own types, before dictionary reading
+                self._stored_schema = stored
+                handle.seek(0)
+                parquet = pq.ParquetFile(handle, read_dictionary=[
+                    c for c in read if c in stored.names and pa.types.is_string(
+                        ROW_SCHEMA.field(c).type)])
                 for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=read):
                     pending.append(batch)
                     rows += batch.num_rows
@@ -264,6 +272,10 @@ def compact_frame(table: pa.Table, columns: Sequence[str], values: set[str],
     ``__sample_<column>`` (one such row, as text, for sample rows).
     """
     n = table.num_rows
+    table = pa.table({name: (pc.cast(col, col.type.value_type)
+                             if pa.types.is_dictionary(col.type) and _decoded(name, values)
+                             else col)
+                      for name, col in zip(table.column_names, table.columns, strict=True)})
     present = [c for c in columns if c in table.column_names]
     null_only = [c for c in present if c not in values
                  and not pa.types.is_decimal(table.column(c).type)]
@@ -303,6 +315,8 @@ def compact_frame(table: pa.Table, columns: Sequence[str], values: set[str],
         if name not in table.column_names:
             continue  # e.g. a FOCUS export carries no lineage
         sample = table.column(name).take(positions)
+        if pa.types.is_dictionary(sample.type):
+            sample = pc.cast(sample, sample.type.value_type)
         if not (pa.types.is_string(sample.type) or pa.types.is_integer(sample.type)):
             sample = pc.cast(sample, pa.string())  # exact text of decimals and timestamps
         out[f"{SAMPLE_PREFIX}{name}"] = sample
@@ -310,14 +324,24 @@ def compact_frame(table: pa.Table, columns: Sequence[str], values: set[str],
     return result.replace_schema_metadata({b"null_only": ",".join(null_only).encode()})
 
 
+def _decoded(name: str, values: set[str]) -> bool:
+    """Columns compact_frame groups on by value (or by slice) are decoded from dictionaries."""
+    return name in values or name in SLICE_KEY
+
+
+def fold_compact(parts: list[pa.Table]) -> pa.Table:
+    """Compact frames of several chunks as one: the same combination once, counts summed."""
+    metadata = parts[0].schema.metadata
+    merged = pa.concat_tables(parts, promote_options="default")
+    keys = [c for c in merged.column_names
+            if not c.startswith(SAMPLE_PREFIX) and c != f"{GROUP_PREFIX}rows"]
+    return _group(merged, keys).replace_schema_metadata(metadata)
+
+
 def merge_compact(parts: list[pa.Table]) -> pa.Table:
     """Merge compact frames of several chunks (counts summed) and restore the null markers."""
     null_only = (parts[0].schema.metadata or {}).get(b"null_only", b"").decode()
-    merged = pa.concat_tables(parts, promote_options="default")
-    if len(parts) > 1:
-        keys = [c for c in merged.column_names
-                if not c.startswith(SAMPLE_PREFIX) and c != f"{GROUP_PREFIX}rows"]
-        merged = _group(merged, keys)
+    merged = fold_compact(parts) if len(parts) > 1 else parts[0]
     mask = merged.column(NULLS)
     for bit, name in enumerate(n for n in null_only.split(",") if n):
         is_set = pc.not_equal(pc.bit_wise_and(mask, pa.scalar(1 << bit, pa.int64())), 0)

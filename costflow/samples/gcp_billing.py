@@ -266,7 +266,7 @@ def generate_rows(count: int, *, seed: int = 7, month: str = "202610",
         account, currency, rate = ((EUR_ACCOUNT, "EUR", EUR_RATE) if i % 5 == 0 else
                                    (USD_ACCOUNT, "USD", 1.0))
         out.append(row(
-            account=account, currency=currency, rate=rate,
+            account=account, currency=currency, rate=rate, invoice=month,
             service=rnd.choice(["compute", "bigquery", "storage", "gke", "sql"]),
             project=projects[i % 2], start=start, cost=cost if kind != "adjustment" else -cost,
             cost_type=kind, credits=credits if kind == "regular" else [],

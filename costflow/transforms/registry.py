@@ -15,7 +15,7 @@ from costflow.transforms.contract import Normalizer
 # Modules that define and register normalizers (imported lazily on first use).
 _MODULES = ("costflow.transforms.aws_cur", "costflow.transforms.azure_cost",
             "costflow.transforms.aws_focus", "costflow.transforms.gcp_billing",
-            "costflow.transforms.aws_ce")
+            "costflow.transforms.aws_ce", "costflow.transforms.azure_focus")
 _REGISTRY: dict[str, Normalizer] = {}
 
 
@@ -32,12 +32,17 @@ def _load() -> dict[str, Normalizer]:
     return _REGISTRY
 
 
-def get(source_format: str) -> Normalizer:
+def get(source_format: str, provider: str | None = None) -> Normalizer:
     registry = _load()
-    # A short name ("focus") stands for the one format spelled <provider>_<name> ("aws_focus").
-    short = [f for f in registry if f.endswith(f"_{source_format}")]
+    # A short name ("focus") stands for the one format spelled <provider>_<name> ("aws_focus"),
+    # within --provider when one is given ("focus" with azure is "azure_focus").
+    short = [f for f, n in registry.items() if f.endswith(f"_{source_format}")
+             and provider in (None, n.provider)]
     if source_format not in registry and len(short) == 1:
         source_format = short[0]
+    elif source_format not in registry and short:
+        raise ConfigError(f"Source format {source_format!r} stands for several formats: "
+                          f"{', '.join(sorted(short))}. Name one, or give --provider.")
     try:
         return registry[source_format]
     except KeyError:
@@ -57,6 +62,11 @@ def detect(columns: Sequence[str], provider: str | None, uri: str) -> Normalizer
 
     matches = [n for n in _load().values()
                if provider in (None, n.provider) and n.detect(columns)]
+    if not matches and provider:
+        # A provider-neutral header (a plain FOCUS file) is that provider's only when the user
+        # names the provider (focus_export.FocusExportNormalizer.detect_unmarked).
+        matches = [n for n in _load().values() if n.provider == provider
+                   and getattr(n, "detect_unmarked", lambda _c: False)(columns)]
     if len(matches) == 1:
         return matches[0]
     shown = ", ".join(list(columns)[:6]) + (", ..." if len(columns) > 6 else "")

@@ -40,7 +40,7 @@ from costflow.warehouse import recommendations, slices, sqlfiles
 from costflow.warehouse.base import RunStart, StagedRun, Warehouse
 from costflow.warehouse.sqlfiles import DuckStatement
 
-DEFAULT_MEMORY_LIMIT = "768MB"
+DEFAULT_MEMORY_LIMIT = "512MB"
 MEMORY = ":memory:"
 # Staged Parquet is read in place: inside the commit transaction each staging name is a view
 # over the run's files, so a load copies the data once (into the target), not twice. DuckDB
