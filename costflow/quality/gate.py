@@ -37,11 +37,11 @@ from costflow.quality.expectations import (
     needed_columns,
 )
 from costflow.reconcile import SliceKey
-from costflow.schemas.focus import COST_LINE_ITEMS, SLICE_KEY
+from costflow.schemas.focus import COST_LINE_ITEMS, PERIOD_PAIRS, SLICE_KEY
 from costflow.schemas.render import arrow_schema
 
 LOG = logging.getLogger("costflow.quality")
-CHUNK_ROWS = 100_000  # bounds the gate's memory; GX sees only distinct combinations
+CHUNK_ROWS = 250_000  # bounds the gate's memory; GX sees only distinct combinations
 SAMPLE_ROWS = 5
 LOCATION = ("x_SourceUri", "x_SourceRowNumber")
 ROW_SCHEMA = arrow_schema(COST_LINE_ITEMS)
@@ -294,6 +294,9 @@ def compact_frame(table: pa.Table, columns: Sequence[str], values: set[str],
                                              PAIR_SEPARATOR)
         either_null = pc.or_(pc.is_null(category), pc.is_null(sub))
         arrays[PAIR_COLUMN] = pc.if_else(either_null, pa.scalar(None, pa.string()), joined)
+    for start, end in PERIOD_PAIRS:
+        if start in arrays and end in arrays:
+            arrays[start], arrays[end] = _period_order(arrays[start], arrays[end])
     mask = pa.repeat(pa.scalar(0, pa.int64()), n)
     for bit, name in enumerate(null_only):
         valid = pc.cast(pc.is_valid(table.column(name)), pa.int64())
@@ -322,6 +325,25 @@ def compact_frame(table: pa.Table, columns: Sequence[str], values: set[str],
         out[f"{SAMPLE_PREFIX}{name}"] = sample
     result = pa.table(out)
     return result.replace_schema_metadata({b"null_only": ",".join(null_only).encode()})
+
+
+def _period_order(start: Any, end: Any) -> tuple[pa.Array, pa.Array]:
+    """A period pair reduced to its order, for grouping.
+
+    The only rule that reads period timestamps is "end after start", which depends on nothing
+    but the sign of end - start (and nullness). Each pair enters GX as the epoch and the epoch
+    plus that sign in microseconds: the same verdict, and hourly charge periods no longer
+    multiply the distinct combinations. Sample rows keep the real timestamps.
+    """
+    type_ = start.type
+    sign = pc.sign(pc.cast(pc.subtract(pc.cast(end, pa.int64()), pc.cast(start, pa.int64())),
+                           pa.int64()))
+    epoch = pa.scalar(0, pa.int64())
+    canonical_start = pc.cast(pc.if_else(pc.is_valid(start), epoch, pa.scalar(None, pa.int64())),
+                              type_)
+    canonical_end = pc.cast(pc.if_else(pc.is_valid(end), pc.fill_null(sign, 0),
+                                       pa.scalar(None, pa.int64())), type_)
+    return canonical_start, canonical_end
 
 
 def _decoded(name: str, values: set[str]) -> bool:
