@@ -33,13 +33,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from costflow.errors import ConfigError, SourceError
-from costflow.pipelines.sources import Plan, SourceFile, register_planner, register_reader
+from costflow.pipelines.sources import (
+    Plan,
+    SourceFile,
+    period_of,
+    register_planner,
+    register_reader,
+)
 from costflow.transforms.aws_ce import (
     ACCOUNT_NAME,
     END,
@@ -86,15 +92,7 @@ def parse_uri(uri: str, today: date | None = None) -> CeSpec:
     if payer is not None and not _ACCOUNT.match(payer):
         raise ConfigError(f"--source {uri!r}: expected aws-ce:// or aws-ce://<payer account id "
                           "(12 digits)>.")
-    query = parse_qs(parsed.query)
-    try:
-        start = date.fromisoformat(query["start"][0])
-        end = date.fromisoformat(query["end"][0])
-    except (KeyError, ValueError):
-        raise ConfigError(f"--source {uri!r}: give the period with --start and --end "
-                          "(YYYY-MM-DD, end exclusive).") from None
-    if end <= start:
-        raise ConfigError(f"--source {uri!r}: --end must be after --start.")
+    start, end = period_of(uri)
     tomorrow = (today or datetime.now(UTC).date()) + timedelta(days=1)
     whole_start = start.replace(day=1)
     whole_end = min(end if end.day == 1 else _next_month(end), tomorrow)

@@ -34,6 +34,7 @@ from costflow.errors import ConfigError, SourceError
 from costflow.pipelines.sources import (  # noqa: F401 - with_period: the CLI's --start/--end
     Plan,
     SourceFile,
+    period_of,
     register_planner,
     register_reader,
     with_period,
@@ -77,14 +78,7 @@ def parse_uri(uri: str) -> QuerySpec:
     if len(parts) != 2 or parts[0].lower() != "subscriptions" or not parts[1]:
         raise ConfigError(f"--source {uri!r}: expected azure-query://subscriptions/<id>.")
     query = parse_qs(parsed.query)
-    try:
-        start = date.fromisoformat(query["start"][0])
-        end = date.fromisoformat(query["end"][0])
-    except (KeyError, ValueError):
-        raise ConfigError(f"--source {uri!r}: give the period with --start and --end "
-                          "(YYYY-MM-DD, end exclusive).") from None
-    if end <= start:
-        raise ConfigError(f"--source {uri!r}: --end must be after --start.")
+    start, end = period_of(uri)
     groups = tuple(query["group"][0].split(",")) if "group" in query else DEFAULT_GROUPS
     return QuerySpec(f"subscriptions/{parts[1]}", parts[1], start, end, groups)
 

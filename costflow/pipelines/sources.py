@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import IO, Any
+from urllib.parse import parse_qs, urlparse
 
 import pyarrow as pa
 
@@ -155,6 +156,20 @@ def with_period(uri: str, start: date | None, end: date | None) -> str:
         return uri
     separator = "&" if "?" in uri else "?"
     return f"{uri}{separator}start={start.isoformat()}&end={end.isoformat()}"
+
+
+def period_of(uri: str) -> tuple[date, date]:
+    """The [start, end) period that `with_period` put on an API source URI."""
+    query = parse_qs(urlparse(uri).query)
+    try:
+        start = date.fromisoformat(query["start"][0])
+        end = date.fromisoformat(query["end"][0])
+    except (KeyError, ValueError):
+        raise ConfigError(f"--source {uri!r}: give the period with --start and --end "
+                          "(YYYY-MM-DD, end exclusive).") from None
+    if end <= start:
+        raise ConfigError(f"--source {uri!r}: --end must be after --start.")
+    return start, end
 
 
 def plan_sources(patterns: list[str], provider: str | None = None,

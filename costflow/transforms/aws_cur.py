@@ -25,17 +25,14 @@ Sources cited in the comments:
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from costflow.schemas.focus import SERVICE_SUBCATEGORIES
 from costflow.transforms.arrow_ops import (
     DECIMAL,
     STRING,
@@ -64,6 +61,7 @@ from costflow.transforms.aws_cur_shapes import (
 )
 from costflow.transforms.contract import Mapped, RowError
 from costflow.transforms.registry import register
+from costflow.transforms.service_mapping import read_service_table
 
 PAYER, PAYER_NAME = "bill/PayerAccountId", "bill/PayerAccountName"
 PERIOD_START, PERIOD_END = "bill/BillingPeriodStartDate", "bill/BillingPeriodEndDate"
@@ -153,23 +151,16 @@ _NULL_DECIMAL, _NULL_STRING = pa.scalar(None, DECIMAL), pa.scalar(None, STRING)
 _AWS = "AWS"  # one spelling for every provider-name column (validator rule BilledCost-C-005-C)
 
 
-def _load_services(path: Path) -> tuple[list[str], list[str], list[str]]:
-    """Read the product code -> ServiceCategory/Subcategory table, refusing invalid pairs."""
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    codes = [r["product_code"] for r in rows]
-    if len(set(codes)) != len(codes):
-        raise ValueError(f"{path}: a product_code is listed twice")
-    for r in rows:
-        if r["service_subcategory"] not in SERVICE_SUBCATEGORIES.get(r["service_category"], ()):
-            raise ValueError(f"{path}: {r['product_code']}: {r['service_subcategory']!r} is not "
-                             f"a subcategory of {r['service_category']!r}")
-    return codes, [r["service_category"] for r in rows], [r["service_subcategory"] for r in rows]
+def _load_services(name: str) -> tuple[list[str], list[str], list[str]]:
+    """The product code -> ServiceCategory/Subcategory table, checked on reading."""
+    rows = read_service_table(name, key="product_code")
+    return ([r["product_code"] for r in rows], [r["service_category"] for r in rows],
+            [r["service_subcategory"] for r in rows])
 
 
 # Loaded once at import; every subcategory checked against FOCUS 1.2 [FOCUS servicesubcategory.md].
 _SERVICE_CODES, _SERVICE_CATEGORIES, _SERVICE_SUBCATEGORIES = _load_services(
-    Path(__file__).with_name("mappings") / "aws_services.csv")
+    "aws_services.csv")
 
 
 class _Work:

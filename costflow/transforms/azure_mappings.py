@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from costflow.schemas.focus import SERVICE_SUBCATEGORIES
+from costflow.transforms.service_mapping import read_service_table
 
 MAPPINGS = Path(__file__).with_name("mappings")
 
@@ -51,11 +51,7 @@ def _rows(name: str) -> list[dict[str, str]]:
 @cache
 def tables() -> Tables:
     """The derived tables, loaded once; every service subcategory checked against FOCUS."""
-    services = _rows("azure_services.csv")
-    for r in services:
-        if r["service_subcategory"] not in SERVICE_SUBCATEGORIES.get(r["service_category"], ()):
-            raise ValueError(f"azure_services.csv: {r['service_subcategory']!r} is not a "
-                             f"subcategory of {r['service_category']!r}")
+    services = read_service_table("azure_services.csv", key=None)
     regions, units, types = (_rows("azure_regions.csv"), _rows("azure_pricing_units.csv"),
                              _rows("azure_resource_types.csv"))
     return Tables(

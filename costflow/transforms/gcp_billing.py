@@ -22,16 +22,13 @@ Sources cited in the comments:
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from costflow.schemas.focus import SERVICE_SUBCATEGORIES
 from costflow.transforms.arrow_ops import (
     DECIMAL,
     STRING,
@@ -61,6 +58,7 @@ from costflow.transforms.nested_ops import (
     rows_with,
 )
 from costflow.transforms.registry import register
+from costflow.transforms.service_mapping import read_service_table
 
 GOOGLE = "Google Cloud"  # one spelling for every provider-name column (ProviderName == issuer)
 # Columns whose absence makes a file unusable (they feed NOT NULL FOCUS columns).
@@ -93,24 +91,16 @@ _NULL_STRING, _NULL_DECIMAL = pa.scalar(None, STRING), pa.scalar(None, DECIMAL)
 _ZERO = pa.scalar(Decimal(0), DECIMAL)
 
 
-def _load_services(path: Path) -> tuple[list[str], list[str], list[str], list[str]]:
-    """Read service id/description -> ServiceCategory/Subcategory, refusing invalid pairs."""
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    ids = [r["service_id"] for r in rows]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{path}: a service_id is listed twice")
-    for r in rows:
-        if r["service_subcategory"] not in SERVICE_SUBCATEGORIES.get(r["service_category"], ()):
-            raise ValueError(f"{path}: {r['service_id']}: {r['service_subcategory']!r} is not a "
-                             f"subcategory of {r['service_category']!r}")
-    return (ids, [r["service_description"] for r in rows],
+def _load_services(name: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Service id/description -> ServiceCategory/Subcategory, checked on reading."""
+    rows = read_service_table(name, key="service_id")
+    return ([r["service_id"] for r in rows], [r["service_description"] for r in rows],
             [r["service_category"] for r in rows], [r["service_subcategory"] for r in rows])
 
 
 # Keyed by service.id (stable across renames), with service.description as the fallback key.
 _SERVICE_IDS, _SERVICE_NAMES, _SERVICE_CATEGORIES, _SERVICE_SUBCATEGORIES = _load_services(
-    Path(__file__).with_name("mappings") / "gcp_services.csv")
+    "gcp_services.csv")
 
 
 def _field(parent: pa.Array, *path: str) -> pa.Array:
