@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from google.cloud import bigquery
 from sqlglot import exp
 
-from costflow.errors import ConfigError, CostflowError, IngestFailed
+from costflow.errors import ConfigError
 from costflow.reconcile import SliceCheck, SliceKey, SliceStats
 from costflow.schemas.columns import TableSpec
 from costflow.schemas.focus import COST_LINE_ITEMS
@@ -137,7 +137,8 @@ class BigQueryWarehouse(Warehouse):
             IngestFailed: any other error; BigQuery rolled the script back.
         """
         tables = self.tables(staged.run_id)
-        try:
+        with slices.failures_recorded(self.fail_run, staged.run_id, report,
+                                      "BigQuery rolled it back"):
             self._stage(staged)
             (reconcile,) = sqlfiles.load("load/reconcile_slices.sql")
             job = self._query("reconcile_slices", reconcile.bigquery(tables),
@@ -152,14 +153,6 @@ class BigQueryWarehouse(Warehouse):
             used = set().union(*(s.parameters for s in statements))
             self._query("replace_slices", script,
                         {k: v for k, v in params.items() if k in used}).result()
-        except CostflowError as err:
-            slices.record_failure(self.fail_run, staged.run_id, str(err), report, err)
-            raise
-        except Exception as err:
-            message = (f"run {staged.run_id}: the commit failed and BigQuery rolled it back, so "
-                       f"the previous contents are intact: {type(err).__name__}: {err}")
-            slices.record_failure(self.fail_run, staged.run_id, message, report, err)
-            raise IngestFailed(message) from err
         for logical in slices.STAGING_TABLES.values():
             self.client.delete_table(self.table_id(staging_name(logical, staged.run_id)),
                                      not_found_ok=True)

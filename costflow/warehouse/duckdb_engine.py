@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-from costflow.errors import ConfigError, CostflowError, IngestFailed
+from costflow.errors import ConfigError
 from costflow.reconcile import SliceCheck, SliceKey, SliceStats
 from costflow.schemas.columns import TableSpec
 from costflow.schemas.focus import COST_LINE_ITEMS
@@ -160,23 +160,15 @@ class DuckDBWarehouse(Warehouse):
             IngestFailed: any other error; rolled back, the previous contents are intact.
         """
         params = slices.replace_params(staged, expected, report)
-        try:
-            with self.connection() as con:
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    checks = self._commit(con, staged, expected, params)
-                    con.execute("COMMIT")
-                except BaseException:
-                    _rollback(con)
-                    raise
-        except CostflowError as err:
-            slices.record_failure(self.fail_run, staged.run_id, str(err), report, err)
-            raise
-        except Exception as err:
-            message = (f"run {staged.run_id}: the commit failed and was rolled back, so the "
-                       f"previous contents are intact: {type(err).__name__}: {err}")
-            slices.record_failure(self.fail_run, staged.run_id, message, report, err)
-            raise IngestFailed(message) from err
+        with slices.failures_recorded(self.fail_run, staged.run_id, report, "was rolled back"), \
+                self.connection() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                checks = self._commit(con, staged, expected, params)
+                con.execute("COMMIT")
+            except BaseException:
+                _rollback(con)
+                raise
         return checks
 
     def _commit(self, con: duckdb.DuckDBPyConnection, staged: StagedRun,

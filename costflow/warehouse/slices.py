@@ -8,12 +8,13 @@ BigQuery cannot drift apart on what "reconciled" means. Money stays `Decimal` th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from costflow.errors import ReconciliationError
+from costflow.errors import CostflowError, IngestFailed, ReconciliationError
 from costflow.reconcile import SliceCheck, SliceKey, SliceStats, merge_all
 from costflow.schemas.focus import COST_LINE_ITEMS, SLICE_KEY
 from costflow.schemas.operational import DEAD_LETTERS, LOAD_SLICES, RUN_STATUSES
@@ -169,3 +170,24 @@ def record_failure(fail_run: Callable[[str, str, dict[str, Any]], None], run_id:
         fail_run(run_id, message, report)
     except Exception as ledger_error:  # noqa: BLE001 - the original error is what matters
         error.add_note(f"The ledger could not record the failure either: {ledger_error}")
+
+
+@contextmanager
+def failures_recorded(fail_run: Callable[[str, str, dict[str, Any]], None], run_id: str,
+                      report: dict[str, Any], undone: str) -> Iterator[None]:
+    """Record any failure of a commit in the ledger and raise it as a user-facing error.
+
+    A CostflowError (e.g. a reconciliation mismatch) keeps its own message; anything else
+    becomes `IngestFailed` saying the engine undid the commit (``undone``, e.g. "was rolled
+    back"), so the previous contents are intact.
+    """
+    try:
+        yield
+    except CostflowError as err:
+        record_failure(fail_run, run_id, str(err), report, err)
+        raise
+    except Exception as err:
+        message = (f"run {run_id}: the commit failed and {undone}, so the previous contents "
+                   f"are intact: {type(err).__name__}: {err}")
+        record_failure(fail_run, run_id, message, report, err)
+        raise IngestFailed(message) from err
