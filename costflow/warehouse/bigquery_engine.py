@@ -161,12 +161,10 @@ class BigQueryWarehouse(Warehouse):
     def replace_recommendations(self, rows: pa.Table, provider: str,
                                 sources: list[str] | None = None) -> int:
         """Load into a per-fetch staging table, then delete and insert in one script."""
-        table, run_id, found = recommendations.conform(rows, provider)
-        params = {"provider": provider, "sources": sorted(set(sources or found)),
-                  "run_id": run_id}
+        table, params = recommendations.replace_params(rows, provider, sources)
         if not params["sources"]:
             return 0
-        staging = staging_name(recommendations.STAGING_NAME, run_id)
+        staging = staging_name(recommendations.STAGING_NAME, params["run_id"])
         table_id = self.table_id(staging)
         self.client.delete_table(table_id, not_found_ok=True)
         self.client.create_table(self._table(RECOMMENDATIONS, table_id, staging=True))

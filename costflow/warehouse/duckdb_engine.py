@@ -209,9 +209,7 @@ class DuckDBWarehouse(Warehouse):
     def replace_recommendations(self, rows: pa.Table, provider: str,
                                 sources: list[str] | None = None) -> int:
         """Stage as Parquet, then delete and insert in one transaction."""
-        table, run_id, found = recommendations.conform(rows, provider)
-        params = {"provider": provider, "sources": sorted(set(sources or found)),
-                  "run_id": run_id}
+        table, params = recommendations.replace_params(rows, provider, sources)
         if not params["sources"]:
             return 0
         with tempfile.TemporaryDirectory(prefix="costflow-recs-") as tmp:

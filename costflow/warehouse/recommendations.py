@@ -9,6 +9,8 @@ the provider's rows of those sources in one transaction (`sql/load/replace_recom
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -50,3 +52,15 @@ def conform(rows: pa.Table, provider: str) -> tuple[pa.Table, str, list[str]]:
         raise ConfigError(f"one fetch must carry one run id, got {sorted(runs)}.")
     table = pa.Table.from_arrays(rows.columns, schema=SCHEMA)
     return table, (runs.pop() if runs else ""), sorted(set(rows.column("source").to_pylist()))
+
+
+def replace_params(rows: pa.Table, provider: str,
+                   sources: list[str] | None) -> tuple[pa.Table, dict[str, Any]]:
+    """(conformed rows, parameters of `load/replace_recommendations.sql`).
+
+    ``sources`` defaults to those present in the rows; an empty source list means there is
+    nothing to replace (the engines then write nothing).
+    """
+    table, run_id, found = conform(rows, provider)
+    return table, {"provider": provider, "sources": sorted(set(sources or found)),
+                   "run_id": run_id}
