@@ -22,7 +22,7 @@ import sqlglot
 from google.cloud import bigquery
 from sqlglot import exp
 
-from costflow.errors import IngestFailed, ReconciliationError
+from costflow.errors import ConfigError, IngestFailed, ReconciliationError
 from costflow.reconcile import SliceKey
 from costflow.schemas.focus import COST_LINE_ITEMS
 from costflow.schemas.render import ALL_TABLES, bigquery_schema
@@ -52,15 +52,24 @@ class FakeJob:
 class FakeBigQueryClient:
     """Records requests; answers queries by their `costflow_statement` job label."""
 
-    def __init__(self, answers: dict[str, FakeJob] | None = None) -> None:
+    def __init__(self, answers: dict[str, FakeJob] | None = None,
+                 existing: dict[str, Any] | None = None) -> None:
         self.answers = answers or {}
+        self.existing = existing or {}  # table id -> bigquery.Table already in the dataset
         self.requests: list[tuple[str, Any]] = []
 
     def create_dataset(self, dataset: Any, exists_ok: bool = False) -> None:
         self.requests.append(("create_dataset", dataset.dataset_id))
 
-    def create_table(self, table: Any, exists_ok: bool = False) -> None:
+    def create_table(self, table: Any, exists_ok: bool = False) -> Any:
+        """Like the real client: with exists_ok, an existing table is returned as it is."""
         self.requests.append(("create_table", table))
+        found = self.existing.get(f"{table.project}.{table.dataset_id}.{table.table_id}")
+        return found if found is not None and exists_ok else table
+
+    def update_table(self, table: Any, fields: list[str]) -> Any:
+        self.requests.append(("update_table", (table, list(fields))))
+        return table
 
     def delete_table(self, table: str, not_found_ok: bool = False) -> None:
         self.requests.append(("delete_table", table))
@@ -148,6 +157,36 @@ def test_ensure_schema_creates_partitioned_clustered_tables_and_the_views() -> N
     assert len(view.expression.expressions) == 57
     assert view.expression.find(exp.Table).sql("bigquery") == (
         f"`{PROJECT}`.`{DATASET}`.`cost_line_items`")
+
+
+def _older_table(spec, drop_last: int) -> bigquery.Table:
+    """The table as an earlier costflow created it: the declaration minus its last columns."""
+    fields = [bigquery.SchemaField.from_api_repr(f) for f in bigquery_schema(spec)]
+    return bigquery.Table(f"{PROJECT}.{DATASET}.{spec.name}", schema=fields[:-drop_last])
+
+
+def test_ensure_schema_appends_the_columns_an_older_table_lacks() -> None:
+    older = _older_table(COST_LINE_ITEMS, drop_last=2)
+    client = FakeBigQueryClient(existing={f"{PROJECT}.{DATASET}.cost_line_items": older})
+    warehouse(client).ensure_schema()
+
+    ((table, fields),) = client.of("update_table")
+    assert fields == ["schema"] and table.table_id == "cost_line_items"
+    assert [f.name for f in table.schema] == list(COST_LINE_ITEMS.names)
+    assert [(f.name, f.field_type, f.mode) for f in table.schema[-2:]] == [
+        ("x_CommitmentPool", "STRING", "NULLABLE"),
+        ("x_CommitmentCoveredCost", "BIGNUMERIC", "NULLABLE")]
+
+
+def test_ensure_schema_refuses_a_table_it_cannot_upgrade_in_place() -> None:
+    fields = [bigquery.SchemaField.from_api_repr(f) for f in bigquery_schema(COST_LINE_ITEMS)]
+    renamed = bigquery.Table(f"{PROJECT}.{DATASET}.cost_line_items",
+                             schema=[bigquery.SchemaField("Cost", "BIGNUMERIC"), *fields[1:]])
+    client = FakeBigQueryClient(existing={f"{PROJECT}.{DATASET}.cost_line_items": renamed})
+    with pytest.raises(ConfigError, match=r"cost_line_items in acme-finops-prod\.billing\."
+                                          r"cost_line_items .*not declared \['Cost'\]"):
+        warehouse(client).ensure_schema()
+    assert client.of("update_table") == []
 
 
 def test_commit_loads_reconciles_and_replaces_in_one_transaction(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from costflow.errors import IngestFailed, ReconciliationError
+from costflow.errors import ConfigError, IngestFailed, ReconciliationError
 from costflow.reconcile import SliceKey, SliceStats
 from costflow.warehouse.duckdb_engine import DuckDBWarehouse, InjectedFailure
 from tests.warehouse_rows import (
@@ -369,3 +369,27 @@ def test_a_retried_commit_of_the_same_run_is_idempotent(wh, tmp_path) -> None:
     assert ipc_bytes(wh.query(ROWS)) == before
     assert one(wh, "SELECT COUNT(*) AS n FROM cost_analytics.load_slices") == {"n": 2}
     assert json.loads(ledger(wh, "run-1")["report"]) == {"attempt": 2}
+
+
+def test_a_warehouse_of_an_older_costflow_is_upgraded_in_place(wh, tmp_path) -> None:
+    commit(wh, tmp_path, "run-1", november())
+    with wh.connection() as con:  # the layout before x_Commitment* and the high-water mark
+        for table, column in (("cost_line_items", "x_CommitmentCoveredCost"),
+                              ("cost_line_items", "x_CommitmentPool"),
+                              ("load_slices", "high_water_export_time")):
+            con.execute(f"ALTER TABLE cost_analytics.{table} DROP COLUMN {column}")
+
+    wh.ensure_schema()
+    commit(wh, tmp_path, "run-2", december())
+
+    assert slice_total(wh) == {"n": 3, "cost": Decimal("1.2730000497")}  # history kept
+    assert slice_total(wh, period=DEC) == {"n": 1, "cost": Decimal("3.10")}
+    assert one(wh, "SELECT COUNT(x_CommitmentPool) AS n FROM cost_analytics.cost_line_items"
+               ) == {"n": 0}
+
+
+def test_a_table_that_cannot_be_upgraded_in_place_is_refused(wh) -> None:
+    with wh.connection() as con:
+        con.execute("ALTER TABLE cost_analytics.load_slices RENAME COLUMN rows_read TO n_read")
+    with pytest.raises(ConfigError, match=r"load_slices in duckdb:///.*not declared \['n_read'\]"):
+        wh.ensure_schema()

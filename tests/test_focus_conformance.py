@@ -58,22 +58,6 @@ PROVIDER_SAMPLES = [
 _PARAMS = [pytest.param(provider, sources, flags, id=pid, marks=marks)
            for pid, provider, sources, flags, marks in PROVIDER_SAMPLES]
 
-# Real validator failures not fixed yet, per provider: the test asserts these fail *exactly*
-# (so it fails when one is fixed or another appears). Not validator bugs, so not allow-listed.
-OPEN_FAILURES: dict[str, set[str]] = {
-    # EffectiveCost-C-005-C: "EffectiveCost MUST be 0 when ChargeCategory is Purchase and the
-    # purchase is intended to cover future eligible charges". gcp_billing.py maps GCP's CUD fee
-    # rows to Purchase with EffectiveCost = BilledCost. FOCUS's own worked example
-    # (../shared/samples/focus/commitment_discount_scenarios/commitment_discount_purchase_
-    # scenario_2.csv + usage_scenario_1.csv) zeroes even an hourly recurring fee and carries it
-    # on the covered usage rows instead. Zeroing the fee alone would drop the commitment's cost
-    # from every EffectiveCost total (covered GCP usage rows net to 0), so the fix is
-    # amortizing the fee onto the usage rows its CUD credits cover (across rows and batches),
-    # which is a GCP-normalizer feature, not a one-line mapping change.
-    "gcp": {"EffectiveCost-C-005-C"},
-}
-
-
 def _export(tmp_path: Path, sources: Sources, flags: list[str]) -> Path:
     source_args = [a for s in sources(tmp_path) for a in ("--source", str(s))]
     warehouse = f"duckdb:///{tmp_path}/w.duckdb"
@@ -101,10 +85,9 @@ def test_sample_export_passes_the_official_validator(tmp_path, provider, sources
     out = _export(tmp_path, sources, flags)
     verdict = focus_validator.validate(out / DATA_FILE, "1.2")
     assert verdict.passed > 100  # it really ran the 1.2 rule set
-    open_failures = OPEN_FAILURES.get(provider, set())
-    assert [(o.rule, o.violations, o.message) for o in verdict.unexpected_failures
-            if o.rule not in open_failures] == []
-    assert {o.rule for o in verdict.failures} >= open_failures  # drop an entry once fixed
+    assert [(o.rule, o.violations, o.message) for o in verdict.unexpected_failures] == []
+    if provider == "gcp":  # the CUD fee moved onto covered usage (commitment_amortization)
+        assert verdict.outcomes["EffectiveCost-C-005-C"].status == "PASS"
     # The unit-format fix in aws_cur.py: PricingUnit conforms (AWS's "GB-Mo" failed it).
     assert verdict.outcomes["PricingUnit-C-003-O"].status == "PASS"
 

@@ -1,7 +1,8 @@
 """The last step of an ingest run: check the run, then commit it to the warehouse atomically.
 
 `MergeStagedParts` folds every bundle's staged files and totals into one. `CommitRun` then
-refuses a systematically broken source (dead-letter threshold), asks the warehouse to load the
+refuses a systematically broken source (dead-letter threshold), amortizes commitment fees over
+the staged rows (`costflow.pipelines.amortize`), asks the warehouse to load the
 staged files and replace the run's slices in one transaction after reconciling them, writes the
 run report, and removes the staging files. Any failure leaves the previous warehouse contents
 intact, records the run as failed in the ledger, and fails the pipeline.
@@ -20,6 +21,7 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from costflow.errors import CostflowError, DeadLetterThresholdError, IngestFailed
+from costflow.pipelines.amortize import amortize_staged
 from costflow.pipelines.elements import StagedPart
 from costflow.pipelines.report import RunReport
 from costflow.quality.html_report import quality_report_path
@@ -113,6 +115,11 @@ class CommitRun(beam.DoFn):
                 raise DeadLetterThresholdError(
                     "The source looks systematically broken, so nothing was committed: "
                     + " | ".join(breaches))
+            amortized = amortize_staged(part.row_files)  # before the gate: it checks them
+            part = StagedPart(amortized.row_files, part.dead_letter_files, part.slices,
+                              part.files)
+            report.amortization = amortized.pools
+            report.warnings.extend(amortized.warnings)
             self.quality.check_staged(s.run_id, part.row_files, report)
             pa.default_memory_pool().release_unused()  # the gate's chunks, before the load
             LOG.info("committing %d slice(s) to %s",

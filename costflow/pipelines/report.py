@@ -43,6 +43,7 @@ class RunReport:
     error: str | None = None
     quality: dict[str, Any] = field(default_factory=dict)  # costflow.quality.slice_gate
     quality_report: str | None = None  # path of the HTML data-quality report
+    amortization: list[dict[str, Any]] = field(default_factory=list)  # pipelines.amortize
 
     def add_totals(self, slices: dict[SliceKey, SliceStats], files: dict[str, FileCounts],
                    checks: list[SliceCheck] | None = None) -> None:
@@ -94,6 +95,7 @@ class RunReport:
             "empty_files": self.empty_files, "totals": self.totals(), "slices": self.slices,
             "files": self.files, "warnings": self.warnings, "error": self.error,
             "quality": self.quality, "quality_report": self.quality_report,
+            "amortization": self.amortization,
         }
 
     def write(self, path: str) -> None:
@@ -132,6 +134,10 @@ def format_summary(report: dict[str, Any]) -> str:
     for f in report["files"]:
         for r in f["top_dead_letter_reasons"]:
             lines.append(f"dead letters in {f['uri']}: {r['rows']:,} x {r['reason']}")
+    for p in report.get("amortization", []):
+        lines.append(f"commitment fees amortized: {p['fee_moved']} of {p['slice']} "
+                     f"(pool {p['pool']}) moved from {p['fee_rows']:,} fee row(s) onto "
+                     f"{p['covered_rows']:,} covered usage row(s) as EffectiveCost")
     for uri in report["empty_files"]:
         lines.append(f"note: {uri} has a header and no rows: nothing to load from it")
     lines.extend(f"warning: {w}" for w in report["warnings"])

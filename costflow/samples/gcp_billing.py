@@ -242,6 +242,76 @@ def fixture_rows() -> list[dict[str, Any]]:
     ]
 
 
+CPU_CUD, RAM_CUD = "2470112847553251231", "2470112847553251232"
+FLEX_CUD = "9c1e7d2a-55f0-4c3e-8a8e-0f6d1b2c3a4e"
+
+
+def commitment_rows(days: int = 3) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A month of committed-use discounts as the export shows them: (fee rows, usage rows).
+
+    * Resource-based CUDs in us-central1 (CPU and RAM): one fee row per day per commitment
+      ("Commitment v1: ..." SKUs, ``subscription.instance_id``), and VM hours whose cost a
+      COMMITTED_USAGE_DISCOUNT credit nets fully (inside the commitment) or partly (beyond it).
+    * An idle resource-based CUD in europe-west1: fees, nothing covered.
+    * A legacy spend-based (flexible) CUD: a "Commitment - dollar based v1" fee and Compute
+      usage in two regions with COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE credits.
+    * A September CUD-covered hour negated on the October invoice (a correction).
+    * Uncovered VM hours beside them.
+    """
+    fees, usage = [], []
+    vm_core = ("2E27-4F75-95CD", "N2 Instance Core running in Americas")
+    vm_ram = ("5A1F-9B3C-8D44", "N2 Instance Ram running in Americas")
+    central = _loc("us-central1", "us-central1-a")
+    for day in range(days):
+        midnight = datetime(2026, 10, 1 + day, 7, tzinfo=UTC)  # 00:00 US/Pacific
+        for sub, sku, cost, region in (
+                (CPU_CUD, ("5E9C-2AD4-B3E1", "Commitment v1: Cpu in Americas for 1 Year"),
+                 1.364839, "us-central1"),
+                (RAM_CUD, ("8F1D-6C22-A0B7", "Commitment v1: Ram in Americas for 1 Year"),
+                 0.182712, "us-central1"),
+                ("2470112847553259999", ("7B3E-1F90-C4D2",
+                                         "Commitment v1: Cpu in EMEA for 1 Year"),
+                 0.5, "europe-west1")):
+            fees.append(row(start=midnight, hours=24, sku=sku, cost=cost, cost_at_list=cost,
+                            location=_loc(region), subscription=sub, project=None,
+                            usage=(86400.0, "seconds", 24.0, "hour")))
+        fees.append(row(start=midnight, hours=24, sku=(
+            "0D4B-88A1-51E3", "Commitment - dollar based v1: Flexible CUD for Compute for 1 "
+            "Year"), cost=2.0, cost_at_list=2.0, location=None, subscription=FLEX_CUD,
+            project=None, usage=(86400.0, "seconds", 24.0, "hour")))
+        for hour in range(4):
+            start = midnight + timedelta(hours=8 + hour)
+            for vm, cost, credit_amount in (("web-1", 0.097118, -0.097118),
+                                            ("web-2", 0.194236, -0.097118)):
+                usage.append(row(start=start, sku=vm_core, cost=cost, cost_at_list=cost,
+                                 resource=(vm, f"//compute.googleapis.com/projects/web-prod/"
+                                               f"zones/us-central1-a/instances/{vm}"),
+                                 location=central, credits=[credit(
+                                     "COMMITTED_USAGE_DISCOUNT", credit_amount,
+                                     "Committed Usage Discount: CPU", "CUD-CPU-1Y",
+                                     "Committed use discount - 1 year CPU")]))
+            usage.append(row(start=start, sku=vm_ram, cost=0.013018, cost_at_list=0.013018,
+                             location=central, usage=(3600.0, "seconds", 4.0, "gibibyte hour"),
+                             credits=[credit("COMMITTED_USAGE_DISCOUNT", -0.013018,
+                                             "Committed Usage Discount: RAM", "CUD-RAM-1Y")]))
+            for region in ("us-east1", "europe-west4"):
+                usage.append(row(start=start, sku=("CP-7731", "E2 Instance Core running in "
+                                                   "Americas"), cost=0.65, cost_at_list=0.65,
+                                 location=_loc(region), credits=[credit(
+                                     "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE", -0.303333,
+                                     "Committed use discount: dollar based", "FLEX-CUD")]))
+            usage.append(row(start=start, sku=vm_core, cost=0.031642, location=central,
+                             project=DATA))  # not covered
+    usage.append(row(start=datetime(2026, 9, 20, 7, tzinfo=UTC), sku=vm_core, cost=-0.097118,
+                     location=central, adjustment={
+                         "id": "COR-3120", "description": "Usage correction for September",
+                         "mode": "COMPLETE_NEGATION", "type": "USAGE_CORRECTION"},
+                     credits=[credit("COMMITTED_USAGE_DISCOUNT", 0.097118,
+                                     "Committed Usage Discount: CPU", "CUD-CPU-1Y")],
+                     export_delay_h=24 * 20))
+    return fees, usage
+
+
 def generate_rows(count: int, *, seed: int = 7, month: str = "202610",
                   late_fraction: float = 0.02) -> list[dict[str, Any]]:
     """``count`` random, deterministic rows over the invoice ``month`` (plus late rows)."""
@@ -292,6 +362,7 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
     path = Path(path)
     text = "".join(json.dumps(_json_ready(r), separators=(",", ":")) + "\n" for r in rows)
     data = text.encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
     return path
 

@@ -172,6 +172,9 @@ EXTENSION_COLUMNS: tuple[Column, ...] = (
     _x("x_ExportTime", T, True, "When the provider appended the row to its export (GCP export_time, UTC); the high-water mark of incremental loads."),
     _x("x_AdjustmentInfo", J, True, "JSON object describing a provider correction or adjustment (GCP adjustment_info: id, description, mode, type)."),
     _x("x_ProviderMetrics", J, True, "Provider metrics without a FOCUS column as a JSON object of metric to exact amount text, with <metric>Unit (AWS Cost Explorer BlendedCost, NetUnblendedCost, NetAmortizedCost, UsageQuantity, NormalizedUsageAmount)."),
+    # Appended last: an existing warehouse gains them with ALTER TABLE ADD COLUMN, in order.
+    _x("x_CommitmentPool", S, True, "Commitment-fee amortization pool of the row (GCP: 'Usage/<region>' for resource-based CUDs, 'Spend' for spend-based ones): the load spreads the recurring commitment fees of a pool over the usage its commitment covered in the same billing account and period (see costflow.transforms.commitment_amortization)."),
+    _x("x_CommitmentCoveredCost", D, True, "On-demand value of the usage a commitment discount covered on this row, in BillingCurrency (GCP: the negated committed-use-discount credits); the weight the pool's fees are amortized by."),
 )
 
 COST_LINE_ITEMS = TableSpec(

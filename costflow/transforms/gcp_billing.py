@@ -209,6 +209,8 @@ def _credits(w: _Work) -> tuple[pa.Array, dict[str, pa.Array], dict[str, pa.Arra
     cud = pc.is_in(ctype, value_set=pa.array(list(CUD_CREDIT_CATEGORY)))
     cud_ex = ex.filter(cud)
     commitment = {
+        # The on-demand value the commitment covered: CUD credits negate it [PF §1.2, §1.4].
+        "covered_cost": pc.negate(group_sum(cud_ex, amounts.filter(cud))),
         "category": map_values(group_first(cud_ex, cud_ex.field("type")), CUD_CREDIT_CATEGORY),
         "credit_id": group_first(cud_ex, cud_ex.field("id")),
         "credit_name": group_first(cud_ex, pc.coalesce(cud_ex.field("full_name"),
@@ -290,8 +292,30 @@ def _commitments(w: _Work, charge: dict[str, pa.Array], credit: dict[str, pa.Arr
         "CommitmentDiscountType": map_values(category, CUD_TYPE),
         # Used on covered usage; the export does not say how much of a fee went unused.
         "CommitmentDiscountStatus": pc.if_else(pc.and_(covered, has_id), "Used", _NULL_STRING),
+        "x_CommitmentPool": _amortization_pool(w, fee_resource, fee_spend, covered,
+                                               credit["category"]),
+        "x_CommitmentCoveredCost": null_where(credit["covered_cost"], pc.invert(covered)),
         "_covered": covered,
     }
+
+
+def _amortization_pool(w: _Work, fee_resource: pa.Array, fee_spend: pa.Array,
+                       covered: pa.Array, credit_category: pa.Array) -> pa.Array:
+    """Which fees are spread over which covered usage (`commitment_amortization`).
+
+    GCP bills a commitment as a recurring fee row and nets the usage it covers with CUD
+    credits, so BilledCost is right but EffectiveCost must move the fee onto that usage
+    [FOCUS effectivecost.md; EffectiveCost-C-005-C]. The export does not link a fee row to the
+    usage rows it covered (the fee's subscription id is not on the credits), so fees pool by
+    what a commitment can cover: a resource-based CUD is regional ("Usage/<region>"), a
+    spend-based one spans regions ("Spend") [PF §1.2 credits.type; §1.4].
+    """
+    region = pc.coalesce(w.col("location", "region"), pa.scalar("global"))
+    resource = pc.or_(fee_resource, fill_false(pc.and_(covered, pc.equal(credit_category,
+                                                                          "Usage"))))
+    spend = pc.or_(fee_spend, fill_false(pc.and_(covered, pc.equal(credit_category, "Spend"))))
+    return pc.if_else(resource, pc.binary_join_element_wise("Usage/", region, ""),
+                      pc.if_else(spend, "Spend", _NULL_STRING))
 
 
 def _costs(w: _Work, cost: pa.Array, credit_total: pa.Array, charge: dict[str, pa.Array],
@@ -313,8 +337,9 @@ def _costs(w: _Work, cost: pa.Array, credit_total: pa.Array, charge: dict[str, p
         # BilledCost = cost + all credits [OC NetCost; PF §1.4]: credits (including PROMOTION,
         # "a form of payment") reduce what the invoice asks for.
         "BilledCost": net,
-        # EffectiveCost = BilledCost: GCP bills commitments monthly (no upfront purchase to
-        # amortize) and already applies CUD credits to the covered usage rows.
+        # EffectiveCost = BilledCost here (GCP has no upfront purchase); the load then moves
+        # each recurring CUD fee onto the usage its pool covered (x_CommitmentPool,
+        # `costflow.transforms.commitment_amortization`), keeping every slice's total.
         "EffectiveCost": net,
         # ContractedCost: negotiated prices, before credits and commitment discounts: `cost`
         # ("negotiated discounts included, credits NOT included" [PF §1.2]).

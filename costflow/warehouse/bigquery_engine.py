@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -33,8 +34,10 @@ from costflow.schemas.columns import TableSpec
 from costflow.schemas.focus import COST_LINE_ITEMS
 from costflow.schemas.operational import DEAD_LETTERS, LOAD_SLICES, RECOMMENDATIONS
 from costflow.schemas.render import ALL_TABLES, BIGQUERY_TYPES, FOCUS_VIEWS, bigquery_schema
-from costflow.warehouse import recommendations, slices, sqlfiles
+from costflow.warehouse import migrate, recommendations, slices, sqlfiles
 from costflow.warehouse.base import RunStart, StagedRun, Warehouse
+
+LOG = logging.getLogger("costflow.warehouse")
 
 STAGING_TTL = timedelta(days=7)  # a failed run's staging stays inspectable for a week
 # Types of the fields of struct-array parameters, from the declaration of the table they feed.
@@ -112,13 +115,26 @@ class BigQueryWarehouse(Warehouse):
             dataset.location = self.location
         self.client.create_dataset(dataset, exists_ok=True)
         for spec in ALL_TABLES:
-            self.client.create_table(self._table(spec, self.table_id(spec.name)), exists_ok=True)
+            table = self.client.create_table(self._table(spec, self.table_id(spec.name)),
+                                             exists_ok=True)
+            self._add_new_columns(spec, table)
         tables = self.tables()
         for statement in sqlfiles.load("ddl/create_tables.sql"):
             if isinstance(statement.expression, exp.Create) and (
                     statement.expression.kind == "VIEW"):
                 view = statement.expression.this.name
                 self._query(f"create_view_{view}", statement.bigquery(tables), {}).result()
+
+    def _add_new_columns(self, spec: TableSpec, table: Any) -> None:
+        """Append the declared columns an older table lacks (`costflow.warehouse.migrate`)."""
+        existing = [field.name for field in table.schema]
+        table_id = self.table_id(spec.name)
+        added = migrate.columns_to_add(spec, existing, table_id)
+        if added:
+            declared = {f.name: f for f in _schema(spec, relaxed=False)}
+            table.schema = [*table.schema, *(declared[c.name] for c in added)]
+            self.client.update_table(table, ["schema"])
+            LOG.info("added column(s) %s to %s", [c.name for c in added], table_id)
 
     def begin_run(self, run: RunStart) -> None:
         """Record the run in load_runs with status 'running'."""

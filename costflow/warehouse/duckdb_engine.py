@@ -35,8 +35,8 @@ from costflow.reconcile import SliceCheck, SliceKey, SliceStats
 from costflow.schemas.columns import TableSpec
 from costflow.schemas.focus import COST_LINE_ITEMS
 from costflow.schemas.operational import DEAD_LETTERS, RECOMMENDATIONS
-from costflow.schemas.render import DATASET
-from costflow.warehouse import recommendations, slices, sqlfiles
+from costflow.schemas.render import ALL_TABLES, DATASET, DUCKDB_TYPES
+from costflow.warehouse import migrate, recommendations, slices, sqlfiles
 from costflow.warehouse.base import RunStart, StagedRun, Warehouse
 from costflow.warehouse.sqlfiles import DuckStatement
 
@@ -137,9 +137,22 @@ class DuckDBWarehouse(Warehouse):
         """Run the rendered DuckDB DDL (idempotent); staging is per commit, as views."""
         ddl = resources.files("costflow").joinpath("schemas", "generated", "duckdb_ddl.sql")
         with self.connection() as con:
+            self._add_new_columns(con)
             con.execute(ddl.read_text(encoding="utf-8"))
             for staging in slices.STAGING_TABLES.values():  # tables of an earlier layout
                 con.execute(f"DROP TABLE IF EXISTS {DATASET}.{staging}")
+
+    def _add_new_columns(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Upgrade tables made by an older costflow in place (`costflow.warehouse.migrate`)."""
+        for spec in ALL_TABLES:
+            existing = [name for (name,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
+                "AND table_name = ? ORDER BY ordinal_position", [DATASET, spec.name]).fetchall()]
+            if not existing:
+                continue  # not created yet: the DDL creates it whole
+            for column in migrate.columns_to_add(spec, existing, self.url):
+                con.execute(f'ALTER TABLE {DATASET}.{spec.name} ADD COLUMN "{column.name}" '
+                            f"{DUCKDB_TYPES[column.type]}")
 
     def begin_run(self, run: RunStart) -> None:
         """Record the run in load_runs with status 'running'."""

@@ -87,7 +87,9 @@ CREATE TABLE IF NOT EXISTS cost_analytics.cost_line_items (
   x_Credits JSON,
   x_ExportTime TIMESTAMPTZ,
   x_AdjustmentInfo JSON,
-  x_ProviderMetrics JSON
+  x_ProviderMetrics JSON,
+  x_CommitmentPool VARCHAR,
+  x_CommitmentCoveredCost DECIMAL(38, 18)
 );
 
 CREATE TABLE IF NOT EXISTS cost_analytics.dead_letters (

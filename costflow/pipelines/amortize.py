@@ -1,0 +1,86 @@
+"""Commit-time amortization of commitment fees over a run's staged files.
+
+Why this module exists: `costflow.transforms.commitment_amortization` needs every row of a
+slice, and the first place a run has them all is its staged Parquet files, just before the
+data-quality gate and the warehouse load. Doing it here (rather than in warehouse SQL) keeps the
+arithmetic exact in Python integers on both engines — DuckDB divides decimals in floating point —
+and the gate then checks the rows exactly as they will be stored.
+
+Pass 1 reads only the columns the pools need; pass 2 rewrites, batch by batch, only the files
+holding a row of a pool that has something to move, so memory stays flat and runs without
+commitments (every AWS and Azure run) read one mostly-null column per file and rewrite nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from costflow.pipelines.report import exact
+from costflow.pipelines.staging import PARQUET_OPTIONS
+from costflow.transforms.commitment_amortization import (
+    COLUMNS,
+    POOL,
+    Allocation,
+    PoolTotals,
+    slice_label,
+)
+
+LOG = logging.getLogger("costflow.ingest")
+SUFFIX = ".amortized.parquet"
+
+
+@dataclass
+class Amortized:
+    """The run's row files after amortization, and what moved, for the run report."""
+
+    row_files: list[str]
+    pools: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def amortize_staged(row_files: list[str]) -> Amortized:
+    """Amortize commitment fees across ``row_files``; rewritten files replace the originals."""
+    totals = PoolTotals()
+    with_pools: list[str] = []  # files holding a pool row, in order
+    for path in row_files:
+        with FileSystems.open(path) as handle:
+            for batch in pq.ParquetFile(handle).iter_batches(columns=list(COLUMNS)):
+                table = pa.Table.from_batches([batch])
+                if table.column(POOL).null_count < table.num_rows:
+                    totals.add(table)
+                    if not with_pools or with_pools[-1] != path:
+                        with_pools.append(path)
+    warnings = [f"commitment fee {exact(fee)} of slice {slice_label(key)} "
+                f"(pool {key[-1]}) found no covered usage in the billing period: it stays on "
+                "its fee rows as EffectiveCost (an unused commitment)"
+                for key, fee in totals.unamortized()]
+    allocation = totals.allocation()
+    if not allocation:
+        return Amortized(list(row_files), warnings=warnings)
+    out = []
+    for path in row_files:
+        out.append(_rewrite(path, allocation) if path in with_pools else path)
+    pools = [{k: exact(v) if not isinstance(v, str | int) else v for k, v in p.items()}
+             for p in allocation.summary()]
+    LOG.info("amortized commitment fees of %d pool(s) over their covered usage", len(pools))
+    return Amortized(out, pools, warnings)
+
+
+def _rewrite(path: str, allocation: Allocation) -> str:
+    """``path`` with amortized EffectiveCost, as a new file; the old one is removed."""
+    target = path.removesuffix(".parquet") + SUFFIX
+    with FileSystems.open(path) as handle:
+        source = pq.ParquetFile(handle)
+        schema = source.schema_arrow
+        with FileSystems.create(target) as sink, pq.ParquetWriter(
+                sink, schema, **PARQUET_OPTIONS) as writer:
+            for batch in source.iter_batches():
+                writer.write_table(allocation.apply(pa.Table.from_batches([batch], schema)))
+    FileSystems.delete([path])
+    return target
