@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="ISO 4217 currency (e.g. USD) of exports that have no currency "
                              "column, asserted by you; flagged on their rows.")
     ingest.add_argument("--start", type=_date,
-                        help="azure-query://, aws-ce://, bq://: inclusive start.")
+                        help="azure-query://, aws-ce://, bq://: inclusive start (bq://: a "
+                             "Google billing day, US/Pacific).")
     ingest.add_argument("--end", type=_date,
                         help="azure-query://, aws-ce://, bq://: exclusive end.")
     ingest.add_argument("--authorized-project", dest="authorized_project", action="append",

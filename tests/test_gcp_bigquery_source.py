@@ -104,10 +104,12 @@ def test_authorized_projects_filter_rows_and_slices(export) -> None:
     rows = gs.fixture_rows()
     plan = bs.plan_export(f"{uri}&start=2026-10-01&end=2026-11-01"
                           "&authorized_project=web-prod&authorized_project=data-lake", "gcp", None)
-    # The EUR account has only eu-shop-prod rows; support (no project) drops out.
-    assert slices_of(plan) == {(gs.USD_ACCOUNT, "202610"): count(rows, "202610", WEB_OR_DATA)[
-        gs.USD_ACCOUNT]}
-    (source,) = plan.files
+    # The EUR account has only eu-shop-prod rows; support (no project) drops out. October's
+    # last Pacific hour is on November's invoice, so that month comes in too.
+    assert slices_of(plan) == {
+        (gs.USD_ACCOUNT, month): count(rows, month, WEB_OR_DATA)[gs.USD_ACCOUNT]
+        for month in ("202610", "202611")}
+    source = plan.files[0]
     read = [b for _, b in bs.read_local(source)]
     projects = {p["id"] for b in read for p in b.column("project").to_pylist()}
     assert projects == WEB_OR_DATA
@@ -136,9 +138,22 @@ def test_bad_uris_are_config_errors() -> None:
 
 def test_default_window_is_previous_and_current_month() -> None:
     spec = bs.parse_uri("bq://p.d.gcp_billing_export_v1_X", today=date(2026, 11, 3))
-    assert (spec.start, spec.end) == (datetime(2026, 10, 1, tzinfo=UTC),
-                                      datetime(2026, 11, 4, tzinfo=UTC))
+    # Pacific days: PDT (UTC-7) on Oct 1, PST (UTC-8) after Nov 1.
+    assert (spec.start, spec.end) == (datetime(2026, 10, 1, 7, tzinfo=UTC),
+                                      datetime(2026, 11, 4, 8, tzinfo=UTC))
     assert spec.lookback_days == 3 and spec.authorized_projects == ()
+
+
+def test_window_days_are_google_billing_days_and_timestamps_stay_as_given(export) -> None:
+    spec = bs.parse_uri("bq://p.d.gcp_billing_export_v1_X?start=2026-12-01"
+                        "&end=2026-12-02T06:30:00Z")
+    assert (spec.start, spec.end) == (datetime(2026, 12, 1, 8, tzinfo=UTC),
+                                      datetime(2026, 12, 2, 6, 30, tzinfo=UTC))
+    # The last October hour in Pacific time (Nov 1 05:00 UTC, invoiced in November) is in
+    # October's days, so a window of October days touches November's invoice month too.
+    _, uri = export
+    plan = bs.plan_export(f"{uri}&start=2026-10-31&end=2026-11-01", "gcp", None)
+    assert (gs.USD_ACCOUNT, "202611") in slices_of(plan)
 
 
 # --- the BigQuery client path ------------------------------------------------------------------
@@ -173,7 +188,7 @@ def test_bigquery_backend_binds_typed_parameters_and_reads_the_real_table() -> N
                 {"value": "data-lake"}, {"value": "web-prod"}]}}
     assert bound["exported_since"]["parameterType"] == {"type": "TIMESTAMP"}
     assert bound["exported_since"]["parameterValue"].get("value") is None
-    assert bound["start_time"]["parameterValue"]["value"] == "2026-10-01 00:00:00+00:00"
+    assert bound["start_time"]["parameterValue"]["value"] == "2026-10-01 07:00:00+00:00"
 
     transform = bs.beam_read(source, backend=backend)
     _, rows_bound = client.query_labelled("export_rows")
@@ -332,7 +347,7 @@ def test_cli_flags_become_pipeline_options_and_the_window() -> None:
     spec = bs.parse_uri(resolved)
     assert spec.authorized_projects == ("data-lake", "web-prod")
     assert (spec.start, spec.end, spec.lookback_days) == (
-        datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC), 5)
+        datetime(2026, 10, 1, 7, tzinfo=UTC), datetime(2026, 11, 1, 7, tzinfo=UTC), 5)
 
 
 def test_sources_read_by_a_beam_transform_join_the_pipeline(tmp_path, monkeypatch) -> None:

@@ -35,9 +35,10 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
+from zoneinfo import ZoneInfo
 
 import apache_beam as beam
 import pyarrow as pa
@@ -63,6 +64,7 @@ PLACEHOLDER = ("billing_export", "gcp_billing_export")
 ROW_NUMBER = "costflow_row_number"
 BLOCK_ROWS = 16_384
 DEFAULT_LOOKBACK_DAYS = 3
+GOOGLE_BILLING_TZ = ZoneInfo("America/Los_Angeles")  # Google billing days [PF §1.3]
 BIGQUERY, LOCAL = "bigquery_export", "bigquery_export_local"
 # Billing account IDs and invoice months as the export writes them; checked before one is used in
 # a Storage API row restriction (which takes no parameters).
@@ -101,16 +103,26 @@ class ExportSpec:
         return json.dumps([self.duckdb_path, self.table, self.params()], default=str)
 
 
+def billing_day_start(day: date) -> datetime:
+    """Midnight of a Google billing day, in UTC: Google's billing days and invoice months are
+    US/Pacific [PF §1.3], so a window given in days means Pacific days, as the console and the
+    invoice count them."""
+    return datetime.combine(day, time.min, GOOGLE_BILLING_TZ).astimezone(UTC)
+
+
 def _default_window(today: date) -> tuple[datetime, datetime]:
     """First day of the previous month to tomorrow: the current and previous invoice months."""
     first = today.replace(day=1)
     previous = (first - timedelta(days=1)).replace(day=1)
-    return (datetime.combine(previous, datetime.min.time(), UTC),
-            datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC))
+    return billing_day_start(previous), billing_day_start(today + timedelta(days=1))
 
 
 def _utc(text: str, uri: str, what: str) -> datetime:
+    """A window bound: a day (YYYY-MM-DD) is a Google billing day; a timestamp without an
+    offset is UTC; one with an offset is converted."""
     try:
+        if len(text) == 10:
+            return billing_day_start(date.fromisoformat(text))
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"--source {uri!r}: {what}={text!r} is not a date or timestamp "
