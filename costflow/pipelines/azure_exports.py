@@ -144,6 +144,7 @@ def _mtime(uri: str) -> str:
 def _runs(files: list[SourceFile], empty: list[str]) -> list[_Run]:
     """Group Azure files into runs, reading each run folder's manifest once."""
     grouped: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    key: tuple[str, ...]
     meta: dict[tuple[str, ...], re.Match | None] = {}
     for uri in [f.uri for f in files] + empty:
         match = _LAYOUT.match(uri)
@@ -161,6 +162,7 @@ def _runs(files: list[SourceFile], empty: list[str]) -> list[_Run]:
         folder = uris[0].rsplit("/", 1)[0]
         manifest = _read_manifest(folder) if match and match.group("run") else None
         info = (manifest or {}).get("runInfo") or {}
+        order: tuple[str, ...]
         if match:
             export_path = f"{match.group('base')}/{match.group('export')}"
             order = (info.get("submittedTime") or "", match.group("ts") or "",
@@ -351,7 +353,9 @@ def _with_columns(batch: pa.RecordBatch, dataset: str,
 
 def _read_table(parts: tuple[SourceFile, ...]) -> tuple[pa.Table, list[int]]:
     """All parts of a run as one table of strings, and each part's first row offset."""
-    tables, offsets, total = [], [], 0
+    tables: list[pa.Table] = []
+    offsets: list[int] = []
+    total = 0
     for part in parts:
         batches = [b for _, b in read_batches(part)]
         table = pa.Table.from_batches(batches) if batches else pa.table(

@@ -23,7 +23,7 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.json as pajson
@@ -191,13 +191,18 @@ def arrow_type_of_avro(schema: Any) -> pa.DataType:
     return arrow_type_of_avro(kind)
 
 
+def _fields(reader: Any) -> list[dict[str, Any]]:
+    """The top-level fields of an Avro file's record schema (fastavro types it loosely)."""
+    return cast(list[dict[str, Any]], cast(dict[str, Any], reader.writer_schema)["fields"])
+
+
 def read_avro_header(uri: str, compression: str | None) -> tuple[list[str] | None, bool]:
     import fastavro
 
     try:
         with open_binary(uri) as f:
             reader = fastavro.reader(f)
-            names = [field["name"] for field in reader.writer_schema["fields"]]
+            names = [field["name"] for field in _fields(reader)]
             has_rows = next(iter(reader), None) is not None
     except (ValueError, OSError, EOFError, StopIteration) as exc:
         raise SourceError(uri, f"is not a readable Avro file ({exc}).",
@@ -214,10 +219,10 @@ def read_avro(source: SourceFile) -> Iterator[tuple[int, pa.RecordBatch]]:
         with open_binary(source.uri) as f:
             reader = fastavro.reader(f)
             schema = pa.schema([pa.field(fl["name"], arrow_type_of_avro(fl["type"]))
-                                for fl in reader.writer_schema["fields"]])
+                                for fl in _fields(reader)])
             block: list[dict[str, Any]] = []
             for record in reader:
-                block.append(record)
+                block.append(cast(dict[str, Any], record))  # records of a record schema
                 if len(block) >= BATCH_ROWS:
                     yield row, pa.RecordBatch.from_pylist(block, schema=schema)
                     row += len(block)

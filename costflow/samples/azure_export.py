@@ -305,7 +305,7 @@ def write_export(root: str | Path, month: str, rows: int, *, schema: str = "ea",
         run_dir.mkdir(parents=True, exist_ok=True)
         part = run_dir / f"part_0_0001.{'snappy.parquet' if container == 'parquet' else container}"
         _write(table, part, container, names)
-        all_units = np.concatenate([units, [int(extra["_units"][0])]])
+        all_units = np.concatenate([units, [int(extra["_units"][0] or 0)]])
         sub_of_row = np.concatenate([pc.index_in(shared["sub"], pa.array(subs)).to_numpy(), [0]])
         by_sub = {sub: Decimal(int(all_units[sub_of_row == i].sum())).scaleb(-SCALE)
                   for i, sub in enumerate(subs)}

@@ -61,7 +61,7 @@ def is_map_like(arr: pa.Array) -> bool:
 
 
 def _distinct_objects(arr: pa.Array, column_name: str,
-                      ) -> tuple[pa.Array, list[dict[str, str] | None], list[RowError]]:
+                      ) -> tuple[pa.Array, list[dict[str, str | None] | None], list[RowError]]:
     """Parse each distinct JSON text of a CSV map column once.
 
     Returns:
@@ -69,7 +69,7 @@ def _distinct_objects(arr: pa.Array, column_name: str,
         null or unparseable), and a RowError for rows whose text is not a JSON object.
     """
     encoded = pc.dictionary_encode(as_text(arr))
-    objects: list[dict[str, str] | None] = []
+    objects: list[dict[str, str | None] | None] = []
     bad: list[bool] = []
     for text in encoded.dictionary.to_pylist():
         try:
