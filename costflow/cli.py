@@ -152,6 +152,17 @@ def _tenant(args: argparse.Namespace) -> Any:
     return Tenant.unrestricted_owner("cli")
 
 
+def _reported_by_the_cli(record: logging.LogRecord) -> bool:
+    """Drop a log record whose exception is one of ours: Beam logs a failing step's exception
+    with its whole traceback, and the CLI prints that same error as one paragraph."""
+    exc = record.exc_info[1] if record.exc_info else None
+    while exc is not None:
+        if isinstance(exc, CostflowError):
+            return False
+        exc = exc.__cause__ or exc.__context__
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
@@ -163,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.WARNING)
+        handler.addFilter(_reported_by_the_cli)
     ours = logging.getLogger("costflow")
     if not ours.handlers:
         mine = logging.StreamHandler(sys.stderr)

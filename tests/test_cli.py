@@ -31,6 +31,22 @@ def test_missing_source_is_one_line_exit_2(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_a_run_refused_at_commit_is_one_paragraph_without_traceback(tmp_path):
+    from costflow.samples import gcp_billing as gs
+
+    rows = gs.fixture_rows()
+    for row in rows:
+        row["cost_type"] = "credit_memo"  # every row dead-lettered: the threshold refuses
+    gs.write_jsonl(rows, tmp_path / "export.json")
+    done = _run("ingest", "--provider", "gcp", "--source", "export.json", "--warehouse",
+                "duckdb:///w.duckdb", cwd=tmp_path)
+    assert done.returncode == 3
+    assert "Traceback" not in done.stderr
+    (error,) = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert error.startswith("costflow: error: The source looks systematically broken")
+    assert "export.json: 16 of 16 rows could not be loaded" in error
+
+
 def test_unknown_group_by_and_bad_range_are_clear(tmp_path):
     done = _run("query", "costs", "--start", "2023-11-01", "--end", "2023-12-01",
                 "--group-by", "service;DROP TABLE x", cwd=tmp_path)
