@@ -136,3 +136,21 @@ def test_empty_answer_loads_nothing(tmp_path: Path) -> None:
 def test_bad_query_uris_are_config_errors(uri: str) -> None:
     with pytest.raises(ConfigError):
         parse_uri(uri)
+
+
+def test_part_of_a_month_is_queried_as_whole_months(tmp_path: Path) -> None:
+    # A load replaces the subscription's whole month: asking for Oct 5..Oct 20 must not
+    # replace October with two weeks of it.
+    uri = f"azure-query://subscriptions/{SUB}?start=2026-10-05&end=2026-10-20"
+    spec = parse_uri(uri, today=date(2026, 11, 26))
+    assert (spec.start, spec.end, spec.widened) == (date(2026, 10, 1), date(2026, 11, 1), True)
+    # The current month ends tomorrow: there is no cost after today.
+    spec = parse_uri(f"azure-query://subscriptions/{SUB}?start=2026-11-01&end=2026-12-01",
+                     today=date(2026, 11, 26))
+    assert (spec.end, spec.widened) == (date(2026, 11, 27), True)
+    client, adapter = _client([(200, {}, PAGE_2)])
+    plan = plan_query(uri, "azure", None, client=client, cache_dir=str(tmp_path))
+    body = json.loads(adapter.seen[0].body)
+    assert body["timePeriod"]["from"].startswith("2026-10-01")
+    assert body["timePeriod"]["to"].startswith("2026-10-31T23:59:59")
+    assert any("widened to whole months (2026-10-01..2026-11-01)" in n for n in plan.notes)

@@ -31,7 +31,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 from urllib.parse import urlparse
 
@@ -42,9 +42,9 @@ from costflow.errors import ConfigError, SourceError
 from costflow.pipelines.sources import (
     Plan,
     SourceFile,
-    period_of,
     register_planner,
     register_reader,
+    whole_months,
 )
 from costflow.transforms.aws_ce import (
     ACCOUNT_NAME,
@@ -81,10 +81,6 @@ class CeSpec:
     widened: bool          # the requested period was not whole months
 
 
-def _next_month(day: date) -> date:
-    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
-
-
 def parse_uri(uri: str, today: date | None = None) -> CeSpec:
     """The payer and the whole-month period of an ``aws-ce://`` URI."""
     parsed = urlparse(uri)
@@ -92,15 +88,8 @@ def parse_uri(uri: str, today: date | None = None) -> CeSpec:
     if payer is not None and not _ACCOUNT.match(payer):
         raise ConfigError(f"--source {uri!r}: expected aws-ce:// or aws-ce://<payer account id "
                           "(12 digits)>.")
-    start, end = period_of(uri)
-    tomorrow = (today or datetime.now(UTC).date()) + timedelta(days=1)
-    whole_start = start.replace(day=1)
-    whole_end = min(end if end.day == 1 else _next_month(end), tomorrow)
-    if whole_end <= whole_start:
-        raise ConfigError(f"--source {uri!r}: the period starts after today; Cost Explorer "
-                          "has no cost for it yet.")
-    return CeSpec(payer, whole_start, whole_end,
-                  widened=(whole_start, whole_end) != (start, end))
+    start, end, widened = whole_months(uri, today)
+    return CeSpec(payer, start, end, widened)
 
 
 def _client(service: str) -> Any:

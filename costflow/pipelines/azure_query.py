@@ -34,9 +34,9 @@ from costflow.errors import ConfigError, SourceError
 from costflow.pipelines.sources import (  # noqa: F401 - with_period: the CLI's --start/--end
     Plan,
     SourceFile,
-    period_of,
     register_planner,
     register_reader,
+    whole_months,
     with_period,
 )
 from costflow.transforms.azure_cost import AMORTIZED_COST, DATASET, AzureQueryNormalizer
@@ -67,20 +67,21 @@ class QuerySpec:
     scope: str
     subscription: str
     start: date
-    end: date
+    end: date              # exclusive
     groups: tuple[str, ...]
+    widened: bool = False  # the requested period was not whole months
 
 
-def parse_uri(uri: str) -> QuerySpec:
+def parse_uri(uri: str, today: date | None = None) -> QuerySpec:
     parsed = urlparse(uri)
     path = (parsed.netloc + parsed.path).strip("/")
     parts = path.split("/")
     if len(parts) != 2 or parts[0].lower() != "subscriptions" or not parts[1]:
         raise ConfigError(f"--source {uri!r}: expected azure-query://subscriptions/<id>.")
     query = parse_qs(parsed.query)
-    start, end = period_of(uri)
+    start, end, widened = whole_months(uri, today)
     groups = tuple(query["group"][0].split(",")) if "group" in query else DEFAULT_GROUPS
-    return QuerySpec(f"subscriptions/{parts[1]}", parts[1], start, end, groups)
+    return QuerySpec(f"subscriptions/{parts[1]}", parts[1], start, end, groups, widened)
 
 
 def default_client():
@@ -171,10 +172,13 @@ def plan_query(pattern: str, provider: str | None, source_format: str | None,
         source_format=AzureQueryNormalizer.source_format, provider="azure",
         delivery_id=f"query:{spec.start.isoformat()}..{spec.end.isoformat()}",
         cache_path=path)
-    return Plan(files=[source], notes=[
-        f"{pattern}: Cost Management Query API, {len(rows):,} daily rows grouped by "
-        f"{', '.join(spec.groups)}; aggregated, not line items (x_DataQualityFlags "
-        "aggregated:query_api)"])
+    notes = [f"{pattern}: Cost Management Query API, {len(rows):,} daily rows grouped by "
+             f"{', '.join(spec.groups)}; aggregated, not line items (x_DataQualityFlags "
+             "aggregated:query_api)"]
+    if spec.widened:
+        notes.append(f"{pattern}: widened to whole months ({spec.start.isoformat()}.."
+                     f"{spec.end.isoformat()}): a load replaces whole billing periods")
+    return Plan(files=[source], notes=notes)
 
 
 def read_query(source: SourceFile) -> Iterator[tuple[int, pa.RecordBatch]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
 from urllib.parse import parse_qs, urlparse
 
@@ -170,6 +170,24 @@ def period_of(uri: str) -> tuple[date, date]:
     if end <= start:
         raise ConfigError(f"--source {uri!r}: --end must be after --start.")
     return start, end
+
+
+def whole_months(uri: str, today: date | None = None) -> tuple[date, date, bool]:
+    """The period of an API source widened to whole months: (start, end, widened).
+
+    A load replaces whole billing periods, so a query for part of a month would replace the
+    month with that part. The start moves to the 1st and the end to the next 1st, but never
+    past tomorrow (UTC): there is no cost after today.
+    """
+    start, end = period_of(uri)
+    tomorrow = (today or datetime.now(UTC).date()) + timedelta(days=1)
+    whole_start = start.replace(day=1)
+    next_first = (end.replace(day=1) + timedelta(days=32)).replace(day=1)
+    whole_end = min(end if end.day == 1 else next_first, tomorrow)
+    if whole_end <= whole_start:
+        raise ConfigError(f"--source {uri!r}: the period starts after today; there is no "
+                          "cost for it yet.")
+    return whole_start, whole_end, (whole_start, whole_end) != (start, end)
 
 
 def plan_sources(patterns: list[str], provider: str | None = None,
