@@ -166,16 +166,17 @@ def _older_table(spec, drop_last: int) -> bigquery.Table:
 
 
 def test_ensure_schema_appends_the_columns_an_older_table_lacks() -> None:
-    older = _older_table(COST_LINE_ITEMS, drop_last=2)
+    older = _older_table(COST_LINE_ITEMS, drop_last=3)
     client = FakeBigQueryClient(existing={f"{PROJECT}.{DATASET}.cost_line_items": older})
     warehouse(client).ensure_schema()
 
     ((table, fields),) = client.of("update_table")
     assert fields == ["schema"] and table.table_id == "cost_line_items"
     assert [f.name for f in table.schema] == list(COST_LINE_ITEMS.names)
-    assert [(f.name, f.field_type, f.mode) for f in table.schema[-2:]] == [
+    assert [(f.name, f.field_type, f.mode) for f in table.schema[-3:]] == [
         ("x_CommitmentPool", "STRING", "NULLABLE"),
-        ("x_CommitmentCoveredCost", "BIGNUMERIC", "NULLABLE")]
+        ("x_CommitmentCoveredCost", "BIGNUMERIC", "NULLABLE"),
+        ("x_ProjectAncestors", "JSON", "NULLABLE")]
 
 
 def test_ensure_schema_refuses_a_table_it_cannot_upgrade_in_place() -> None:

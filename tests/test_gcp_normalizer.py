@@ -83,3 +83,26 @@ def test_detection_standard_vs_detailed() -> None:
     assert registry.detect(standard, "gcp", "x").source_format == "gcp_billing_export_v1"
     assert registry.detect(list(gs.fixture_rows()[0]), "gcp", "x").source_format == \
         "gcp_billing_export_resource_v1"
+
+
+def test_export_amounts_without_a_focus_column_and_the_hierarchy_are_kept() -> None:
+    rows = gs.fixture_rows()
+    eur = rows[14]  # the EUR account's Cloud SQL row
+    eur["cost_at_effective_price_default"] = 0.068754
+    eur["cost_at_list_consumption_model"] = 0.063377
+    mapped = _map([rows[0], eur, rows[4]])
+    metrics = [None if m is None else json.loads(m)
+               for m in mapped.columns["x_ProviderMetrics"].to_pylist()]
+    # Exact texts: the USD -> EUR rate lets a user turn any EUR amount back into USD.
+    assert metrics[1] == {"CurrencyConversionRate": "0.921834",
+                          "CostAtEffectivePriceDefault": "0.068754",
+                          "CostAtListConsumptionModel": "0.063377"}
+    assert metrics[0] == {"CurrencyConversionRate": "1", "EffectivePriceDefault": "0.194236",
+                          "ListPriceConsumptionModel": "0.21048", "TierStartAmount": "0",
+                          "PricingUnitQuantity": "1"}
+    ancestors = [None if a is None else json.loads(a)
+                 for a in mapped.columns["x_ProjectAncestors"].to_pylist()]
+    assert [a["display_name"] for a in ancestors[0]] == ["web-prod", "production",
+                                                          "example.com"]
+    assert ancestors[0][-1]["resource_name"].startswith("organizations/")
+    assert ancestors[2] is None  # support: no project

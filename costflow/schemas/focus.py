@@ -171,10 +171,11 @@ EXTENSION_COLUMNS: tuple[Column, ...] = (
     _x("x_Credits", J, True, "JSON array of the credits netted into BilledCost, as the provider lists them: type, name, amount (exact decimal text), id, full_name (GCP credits)."),
     _x("x_ExportTime", T, True, "When the provider appended the row to its export (GCP export_time, UTC); the high-water mark of incremental loads."),
     _x("x_AdjustmentInfo", J, True, "JSON object describing a provider correction or adjustment (GCP adjustment_info: id, description, mode, type)."),
-    _x("x_ProviderMetrics", J, True, "Provider metrics without a FOCUS column as a JSON object of metric to exact amount text, with <metric>Unit (AWS Cost Explorer BlendedCost, NetUnblendedCost, NetAmortizedCost, UsageQuantity, NormalizedUsageAmount)."),
+    _x("x_ProviderMetrics", J, True, "Provider metrics without a FOCUS column as a JSON object of metric to exact amount text, with <metric>Unit (AWS Cost Explorer BlendedCost, NetUnblendedCost, NetAmortizedCost, UsageQuantity, NormalizedUsageAmount; GCP CurrencyConversionRate, CostAtEffectivePriceDefault, CostAtListConsumptionModel and price details)."),
     # Appended last: an existing warehouse gains them with ALTER TABLE ADD COLUMN, in order.
     _x("x_CommitmentPool", S, True, "Commitment-fee amortization pool of the row (GCP: 'Usage/<region>' for resource-based CUDs, 'Spend' for spend-based ones): the load spreads the recurring commitment fees of a pool over the usage its commitment covered in the same billing account and period (see costflow.transforms.commitment_amortization)."),
     _x("x_CommitmentCoveredCost", D, True, "On-demand value of the usage a commitment discount covered on this row, in BillingCurrency (GCP: the negated committed-use-discount credits); the weight the pool's fees are amortized by."),
+    _x("x_ProjectAncestors", J, True, "GCP project's resource hierarchy as exported (project.ancestors: the project, its folders and the organization), a JSON array of {resource_name, display_name}."),
 )
 
 COST_LINE_ITEMS = TableSpec(

@@ -39,6 +39,7 @@ from costflow.transforms.arrow_ops import (
     fill_false,
     index_in,
     json_array_of_flags,
+    json_object_from_columns,
     map_values,
     null_where,
     parse_decimal,
@@ -83,6 +84,18 @@ CUD_TYPE = {"Usage": "Committed Use Discount",
 # CUD fee SKUs [PF §1.4]: "Commitment v1: ..." (resource CUD), "Commitment - dollar based v1: ..."
 # (flex / spend-based CUD).
 CUD_FEE_RESOURCE, CUD_FEE_SPEND = r"^Commitment v1", r"^Commitment - dollar based v1"
+# Export amounts without a FOCUS column, kept exact in x_ProviderMetrics [PF §1.2]: the USD->
+# billing-currency rate (cost / rate = USD), the costs at default and consumption-model prices
+# (since 2025-07-15), and the price details ListUnitPrice/ContractedUnitPrice do not carry.
+PROVIDER_METRICS = {
+    "CurrencyConversionRate": ("currency_conversion_rate",),
+    "CostAtEffectivePriceDefault": ("cost_at_effective_price_default",),
+    "CostAtListConsumptionModel": ("cost_at_list_consumption_model",),
+    "EffectivePriceDefault": ("price", "effective_price_default"),
+    "ListPriceConsumptionModel": ("price", "list_price_consumption_model"),
+    "TierStartAmount": ("price", "tier_start_amount"),
+    "PricingUnitQuantity": ("price", "pricing_unit_quantity"),
+}
 # Spot / preemptible SKUs are dynamically priced [FOCUS pricingcategory.md].
 SPOT_SKU = r"(?i)\b(spot|preemptible)\b"
 PACIFIC = "America/Los_Angeles"  # Google's billing days and months [PF §1.3]
@@ -401,6 +414,16 @@ def _tags(w: _Work) -> pa.Array:
     return merged_json_object(sources, w.n)
 
 
+def _ancestors(w: _Work) -> pa.Array:
+    """project.ancestors as exported (project, folders, organization) [DOC project.ancestors]:
+    the resource hierarchy FinOps teams roll costs up by; FOCUS has no column for it."""
+    ancestors = explode(w.col("project", "ancestors"))
+    members = json_members({"resource_name": ancestors.field("resource_name"),
+                            "display_name": ancestors.field("display_name")})
+    texts = pc.binary_join_element_wise("{", members, "}", "")
+    return join_per_row(ancestors, texts, "[", "]")
+
+
 def _accounts_service_location(w: _Work) -> dict[str, pa.Array]:
     project_id = w.col("project", "id")
     service_id, service_name = w.col("service", "id"), w.col("service", "description")
@@ -483,6 +506,10 @@ class _GcpBillingExport:
         columns.update(credit_columns)
         columns["Tags"] = _tags(w)
         columns["x_ExportTime"] = w.timestamp("export_time")
+        columns["x_ProviderMetrics"] = json_object_from_columns(pa.RecordBatch.from_pydict(
+            {k: w.col(*path) for k, path in PROVIDER_METRICS.items()}), {
+            k: k for k in PROVIDER_METRICS})
+        columns["x_ProjectAncestors"] = _ancestors(w)
         columns["x_DataQualityFlags"] = json_array_of_flags(w.flags, w.n)
         columns = {k: v for k, v in columns.items() if not k.startswith("_")}
         # Basis = cost + SUM(credits) [PF §1.4]; with no readable cost, the credits alone (what

@@ -118,6 +118,7 @@ def decimal_text(values: pa.Array) -> pa.Array:
     decimal(76, 38))."""
     text = pc.cast(values, S)
     text = pc.replace_substring_regex(text, r"(\.[0-9]*?)0+([eE].*)?$", r"\1\2")
+    text = pc.replace_substring_regex(text, r"^-?0[eE][-+]?[0-9]+$", "0")  # 0E-9 is 0
     return pc.replace_substring_regex(text, r"\.([eE]|$)", r"\1")
 
 

@@ -89,7 +89,8 @@ CREATE TABLE IF NOT EXISTS cost_analytics.cost_line_items (
   x_AdjustmentInfo JSON,
   x_ProviderMetrics JSON,
   x_CommitmentPool VARCHAR,
-  x_CommitmentCoveredCost DECIMAL(38, 18)
+  x_CommitmentCoveredCost DECIMAL(38, 18),
+  x_ProjectAncestors JSON
 );
 
 CREATE TABLE IF NOT EXISTS cost_analytics.dead_letters (

@@ -87,9 +87,10 @@ CREATE TABLE IF NOT EXISTS cost_analytics.cost_line_items (
   x_Credits JSON OPTIONS (description = 'JSON array of the credits netted into BilledCost, as the provider lists them: type, name, amount (exact decimal text), id, full_name (GCP credits).'),
   x_ExportTime TIMESTAMP OPTIONS (description = 'When the provider appended the row to its export (GCP export_time, UTC); the high-water mark of incremental loads.'),
   x_AdjustmentInfo JSON OPTIONS (description = 'JSON object describing a provider correction or adjustment (GCP adjustment_info: id, description, mode, type).'),
-  x_ProviderMetrics JSON OPTIONS (description = 'Provider metrics without a FOCUS column as a JSON object of metric to exact amount text, with <metric>Unit (AWS Cost Explorer BlendedCost, NetUnblendedCost, NetAmortizedCost, UsageQuantity, NormalizedUsageAmount).'),
+  x_ProviderMetrics JSON OPTIONS (description = 'Provider metrics without a FOCUS column as a JSON object of metric to exact amount text, with <metric>Unit (AWS Cost Explorer BlendedCost, NetUnblendedCost, NetAmortizedCost, UsageQuantity, NormalizedUsageAmount; GCP CurrencyConversionRate, CostAtEffectivePriceDefault, CostAtListConsumptionModel and price details).'),
   x_CommitmentPool STRING OPTIONS (description = 'Commitment-fee amortization pool of the row (GCP: \'Usage/<region>\' for resource-based CUDs, \'Spend\' for spend-based ones): the load spreads the recurring commitment fees of a pool over the usage its commitment covered in the same billing account and period (see costflow.transforms.commitment_amortization).'),
-  x_CommitmentCoveredCost BIGNUMERIC OPTIONS (description = 'On-demand value of the usage a commitment discount covered on this row, in BillingCurrency (GCP: the negated committed-use-discount credits); the weight the pool\'s fees are amortized by.')
+  x_CommitmentCoveredCost BIGNUMERIC OPTIONS (description = 'On-demand value of the usage a commitment discount covered on this row, in BillingCurrency (GCP: the negated committed-use-discount credits); the weight the pool\'s fees are amortized by.'),
+  x_ProjectAncestors JSON OPTIONS (description = 'GCP project\'s resource hierarchy as exported (project.ancestors: the project, its folders and the organization), a JSON array of {resource_name, display_name}.')
 )
 PARTITION BY DATE(ChargePeriodStart)
 CLUSTER BY x_SourceProvider, BillingAccountId
