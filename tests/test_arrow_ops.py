@@ -230,3 +230,28 @@ def test_json_object_of_an_empty_batch_is_empty():
     batch = pa.record_batch({"resourceTags/user:env": _strings()})
     assert ops.json_object_from_columns(batch, {"user:env": "resourceTags/user:env"}).to_pylist() \
         == []
+
+
+def test_quantities_beyond_18_places_are_rounded_and_flagged_not_refused() -> None:
+    texts = pa.array(["1.1574074074074073e-05", "3600", "1.06e-15", "0.0000000000000000005",
+                      "0.0000000000000000015", None, "", "lots", "1e30"])
+    values, rounded, errors = ops.parse_quantity(texts, "usage.amount_in_pricing_units")
+    assert values.to_pylist() == [Decimal("0.000011574074074074"), Decimal(3600),
+                                  Decimal("1.06e-15"), Decimal(0), Decimal("2e-18"),
+                                  None, None, None, None]
+    assert rounded.to_pylist() == [True, False, False, True, True, False, False, False, False]
+    by_column = {e.reason: e.mask.to_pylist() for e in errors}
+    assert by_column[ops.REASON_NOT_A_NUMBER] == [False] * 7 + [True, False]
+    assert by_column[ops.REASON_TOO_LARGE] == [False] * 8 + [True]
+    # Money is never rounded: the same text is refused by parse_decimal.
+    _, money_errors = ops.parse_decimal(pa.array(["1.1574074074074073e-05"]), "cost")
+    assert [e.reason for e in money_errors] == [ops.REASON_TOO_PRECISE]
+
+
+def test_a_huge_exponent_is_too_large_not_a_wrapped_around_number() -> None:
+    # pyarrow's cast turns "1e30" into 18960114910927365649.47... instead of failing.
+    values, errors = ops.parse_decimal(_strings("1e30", "2.5E+1", "1e19", "-4E+35"), "cost")
+    assert values.to_pylist() == [None, Decimal(25), Decimal("1e19"), None]
+    refused = [any(e.mask[i].as_py() for e in errors) for i in range(4)]
+    assert refused == [True, False, False, True]
+    assert {e.reason for e in errors} == {ops.REASON_TOO_LARGE}

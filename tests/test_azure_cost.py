@@ -271,3 +271,15 @@ def test_missing_currency_column_names_it(tmp_path: Path) -> None:
 def test_finisher_leaves_other_providers_alone(tmp_path: Path) -> None:
     plan = Plan(files=[], empty_files=["x.csv"], notes=["n"])
     assert finish_plan(plan) is plan
+
+
+def test_a_quantity_with_more_than_18_decimals_is_rounded_not_dead_lettered(tmp_path) -> None:
+    path = write_variant(tmp_path / "qty.csv", "ea")
+    path.write_text(path.read_text().replace(",0.0047,", ",0.0000000833333333333333,"))
+    [done] = normalize(path)
+    assert done.dead_letters.num_rows == 0
+    second = done.rows.to_pylist()[1]
+    assert second["BilledCost"] == Decimal("0.000011139")  # money is untouched
+    # 10K units: 0.0000000833333333333333 x 10,000, rounded once at 18 places first.
+    assert second["PricingQuantity"] == Decimal("0.00083333333333")
+    assert "Quantity:rounded" in json.loads(second["x_DataQualityFlags"])

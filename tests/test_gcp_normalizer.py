@@ -106,3 +106,16 @@ def test_export_amounts_without_a_focus_column_and_the_hierarchy_are_kept() -> N
                                                           "example.com"]
     assert ancestors[0][-1]["resource_name"].startswith("organizations/")
     assert ancestors[2] is None  # support: no project
+
+
+def test_float_computed_quantities_are_rounded_not_dead_lettered() -> None:
+    r = gs.fixture_rows()[0]
+    # What BigQuery stores for 1 second of a per-day SKU, and a byte-seconds conversion.
+    r["usage"] = {"amount": 1.0, "unit": "seconds", "amount_in_pricing_units":
+                  1.1574074074074073e-05, "pricing_unit": "day"}
+    mapped = _map([r])
+    assert mapped.errors == []
+    assert mapped.columns["PricingQuantity"].to_pylist() == [Decimal("0.000011574074074074")]
+    assert "PricingQuantity:rounded" in json.loads(
+        mapped.columns["x_DataQualityFlags"][0].as_py())
+    assert mapped.columns["BilledCost"].to_pylist() == [Decimal("0.155289")]  # money exact

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 
 import numpy as np
 import pyarrow as pa
@@ -162,10 +162,77 @@ def parse_decimal(arr: pa.Array, column_name: str) -> tuple[pa.Array, list[RowEr
     if arr.null_count == len(arr):
         return pa.nulls(len(arr), DECIMAL), []
     try:
-        return pc.cast(arr, DECIMAL), []
+        values, errors = pc.cast(arr, DECIMAL), []
     except pa.ArrowInvalid:
-        return _parse_slowly(arr, DECIMAL, column_name, _classify_decimal,
-                             (REASON_NOT_A_NUMBER, REASON_TOO_PRECISE, REASON_TOO_LARGE))
+        values, errors = _parse_slowly(arr, DECIMAL, column_name, _classify_decimal,
+                                       (REASON_NOT_A_NUMBER, REASON_TOO_PRECISE,
+                                        REASON_TOO_LARGE))
+    return _refuse_wrapped_exponents(arr, values, errors, column_name)
+
+
+# Arrow's string -> decimal128 cast wraps around instead of failing for some large exponents
+# ("1e30" becomes 18960114910927365649.47..., pyarrow 25): texts with a two-digit positive
+# exponent are checked exactly, once per distinct value.
+_BIG_EXPONENT = r"[eE]\+?0*[1-9][0-9]+$"
+
+
+def _refuse_wrapped_exponents(arr: pa.Array, values: pa.Array, errors: list[RowError],
+                              column_name: str) -> tuple[pa.Array, list[RowError]]:
+    suspicious = fill_false(pc.and_(pc.match_substring_regex(arr, _BIG_EXPONENT),
+                                    pc.is_valid(values)))  # parsed, maybe wrongly
+    if not any_true(suspicious):
+        return values, errors
+    too_large = []
+    for text in pc.unique(arr.filter(suspicious)).to_pylist():
+        with localcontext() as ctx:
+            ctx.prec = 2 * DECIMAL_PRECISION + 10
+            try:
+                if abs(Decimal(text)) > _DECIMAL_MAX:
+                    too_large.append(text)
+            except InvalidOperation:
+                continue  # not a number: the cast already refused it
+    if not too_large:
+        return values, errors
+    mask = fill_false(pc.is_in(arr, value_set=pa.array(too_large, STRING)))
+    return null_where(values, mask), [
+        *errors, RowError(mask=mask, column=column_name, reason=REASON_TOO_LARGE)]
+
+
+def parse_quantity(arr: pa.Array, column_name: str,
+                   ) -> tuple[pa.Array, pa.Array, list[RowError]]:
+    """Parse a quantity (usage, not money) into DECIMAL, rounding beyond 18 decimal places.
+
+    Some providers compute quantities in floating point: GCP's
+    ``usage.amount_in_pricing_units`` holds values such as ``1.1574074074074073e-05`` (21
+    places). A quantity is not reconciled money, so rounding it half-even at 1e-18 changes
+    nothing a user can see, while refusing it would dead-letter a row whose cost is fine. Money
+    keeps `parse_decimal`'s refusal to round. Rounding happens once per distinct value; text that
+    is not a number, or too large, is still a `RowError`.
+
+    Returns:
+        The decimals, a mask of the rows whose value was rounded, and the errors.
+    """
+    nothing_rounded = pa.repeat(pa.scalar(False), len(arr))
+    if arr.null_count == len(arr):
+        return pa.nulls(len(arr), DECIMAL), nothing_rounded, []
+    try:
+        return pc.cast(arr, DECIMAL), nothing_rounded, []
+    except pa.ArrowInvalid:
+        pass
+    encoded = pc.dictionary_encode(_null_if_empty(arr))
+    texts, rounded = [], []
+    quantum = Decimal(1).scaleb(-DECIMAL_SCALE)
+    for text in encoded.dictionary.to_pylist():
+        fixed = text
+        if _DECIMAL_SYNTAX.match(text) and _classify_decimal(text) == 1:  # too many places
+            with localcontext() as ctx:
+                ctx.prec = 2 * DECIMAL_PRECISION + 10
+                fixed = str(Decimal(text).quantize(quantum, rounding=ROUND_HALF_EVEN))
+        texts.append(fixed)
+        rounded.append(fixed != text)
+    values, errors = parse_decimal(pc.take(pa.array(texts, STRING), encoded.indices),
+                                   column_name)
+    return values, fill_false(pc.take(pa.array(rounded), encoded.indices)), errors
 
 
 def parse_timestamp(arr: pa.Array, column_name: str) -> tuple[pa.Array, list[RowError]]:

@@ -46,6 +46,7 @@ from costflow.transforms.arrow_ops import (
     json_array_of_flags,
     null_where,
     parse_decimal,
+    parse_quantity,
     parse_timestamp,
     take_values,
 )
@@ -202,6 +203,14 @@ class _Work:
     def number(self, name: str, used_on: pa.Array | None = None) -> pa.Array:
         values, errors = parse_decimal(self.text(name), self.label(name))
         self.add_errors(errors, used_on)
+        return values
+
+    def quantity(self, name: str) -> pa.Array:
+        """A usage amount: digits beyond 18 places are rounded and flagged, not refused
+        (`parse_quantity`); money columns keep `number`'s refusal to round."""
+        values, rounded, errors = parse_quantity(self.text(name), self.label(name))
+        self.add_errors(errors)
+        self.flag("UsageAmount:rounded", rounded)
         return values
 
     def timestamp(self, name: str) -> pa.Array:
@@ -516,7 +525,7 @@ class _CurNormalizer:
         _check_required_values(w)
         # BilledCost is lineItem/UnblendedCost exactly: the invoice basis reconciliation checks.
         billed = w.number(UNBLENDED_COST)
-        usage_amount = w.number(USAGE_AMOUNT)
+        usage_amount = w.quantity(USAGE_AMOUNT)
         columns: dict[str, pa.Array] = {"BilledCost": billed}
         columns.update(_accounts_and_parties(w))
         columns.update(_charge(w))

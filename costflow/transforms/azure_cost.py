@@ -55,6 +55,7 @@ from costflow.transforms.arrow_ops import (
     map_values,
     null_where,
     parse_decimal,
+    parse_quantity,
     take_values,
 )
 from costflow.transforms.azure_mappings import tables
@@ -139,6 +140,14 @@ class _Work:
     def number(self, canonical: str) -> pa.Array:
         values, errors = parse_decimal(self.text(canonical), self.label(canonical))
         self.add(errors)
+        return values
+
+    def quantity(self, canonical: str) -> pa.Array:
+        """Quantity: digits beyond 18 places (Azure writes quantities such as
+        0.0000000833333333333333) are rounded and flagged, not refused (`parse_quantity`)."""
+        values, rounded, errors = parse_quantity(self.text(canonical), self.label(canonical))
+        self.add(errors)
+        self.flag("Quantity:rounded", rounded)
         return values
 
     def date(self, canonical: str) -> pa.Array:
@@ -303,7 +312,7 @@ def _costs(w: _Work, charge: pa.Array, model: pa.Array, block: pa.Array,
     w.flag("aggregated:query_api", is_("query"))
     basis = pc.if_else(amortized_only, zero(w.n), cost)
 
-    quantity = w.number("quantity")
+    quantity = w.quantity("quantity")
     payg_price, unit_price = w.number("payg_price"), w.number("unit_price")
     payg_cost = w.number("payg_cost")
     # [PF §3.1] EA has no list cost: PayGPrice x Quantity; MCA has paygCostInBillingCurrency.
@@ -343,7 +352,7 @@ def _quantities(w: _Work, charge: pa.Array) -> tuple[dict[str, pa.Array], pa.Arr
                                               t.unit_distinct)
     w.flag("PricingUnit:unmapped", pc.and_(pc.is_valid(unit), pc.is_null(positions)))
     block, _ = parse_decimal(pc.fill_null(block_text, "1"), "PricingBlockSize")
-    quantity = w.number("quantity")
+    quantity = w.quantity("quantity")
     tax = fill_false(pc.equal(charge, "tax"))
     consumed = fill_false(pc.equal(charge, "usage"))
     in_units = multiply(quantity, block)

@@ -43,6 +43,7 @@ from costflow.transforms.arrow_ops import (
     map_values,
     null_where,
     parse_decimal,
+    parse_quantity,
     parse_timestamp,
     take_values,
 )
@@ -153,6 +154,14 @@ class _Work:
     def number(self, values: pa.Array, name: str) -> pa.Array:
         parsed, errors = parse_decimal(values, name)
         self.add(errors)
+        return parsed
+
+    def quantity(self, values: pa.Array, name: str, column: str) -> pa.Array:
+        """A usage quantity: BigQuery computes some in FLOAT64 (``1.1574074074074073e-05``),
+        so digits beyond 18 places are rounded (flagged ``<column>:rounded``), not refused."""
+        parsed, rounded, errors = parse_quantity(values, name)
+        self.add(errors)
+        self.flag(f"{column}:rounded", rounded)
         return parsed
 
     def timestamp(self, name: str) -> pa.Array:
@@ -370,9 +379,9 @@ def _costs(w: _Work, cost: pa.Array, credit_total: pa.Array, charge: dict[str, p
 def _quantities(w: _Work, charge: dict[str, pa.Array]) -> dict[str, pa.Array]:
     tax = fill_false(pc.equal(charge["ChargeCategory"], "Tax"))
     usage_rows = fill_false(pc.equal(charge["ChargeCategory"], "Usage"))
-    amount = w.number(w.col("usage", "amount"), "usage.amount")
-    pricing_amount = w.number(w.col("usage", "amount_in_pricing_units"),
-                              "usage.amount_in_pricing_units")
+    amount = w.quantity(w.col("usage", "amount"), "usage.amount", "ConsumedQuantity")
+    pricing_amount = w.quantity(w.col("usage", "amount_in_pricing_units"),
+                                "usage.amount_in_pricing_units", "PricingQuantity")
     spot = fill_false(pc.match_substring_regex(w.col("sku", "description"), SPOT_SKU))
     pricing = pc.if_else(charge["_covered"], "Committed", pc.if_else(
         spot, "Dynamic", "Standard"))
