@@ -161,8 +161,9 @@ def parse_decimal(arr: pa.Array, column_name: str) -> tuple[pa.Array, list[RowEr
     """
     if arr.null_count == len(arr):
         return pa.nulls(len(arr), DECIMAL), []
+    errors: list[RowError] = []
     try:
-        values, errors = pc.cast(arr, DECIMAL), []
+        values = pc.cast(arr, DECIMAL)
     except pa.ArrowInvalid:
         values, errors = _parse_slowly(arr, DECIMAL, column_name, _classify_decimal,
                                        (REASON_NOT_A_NUMBER, REASON_TOO_PRECISE,
