@@ -5,6 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ROWS   ?= 2000000
+PROVIDER ?= aws
 
 .PHONY: setup demo test lint schema bench clean focus-validator
 
@@ -51,8 +52,8 @@ lint: setup
 schema: setup          ## re-render the committed schema files after editing costflow/schemas
 	$(BIN)/python -m costflow.schemas.render --write
 
-bench: setup           ## make bench ROWS=2000000
-	$(BIN)/python bench/ingest_bench.py --rows $(ROWS)
+bench: setup           ## make bench ROWS=2000000 [PROVIDER=gcp]
+	$(BIN)/python bench/ingest_bench.py --provider $(PROVIDER) --rows $(ROWS)
 
 clean:
 	rm -rf .costflow exports bench/out .pytest_cache

@@ -44,17 +44,18 @@ def _aws(out: Path, rows: int) -> DemoExports:
 
 
 def _gcp(out: Path, rows: int) -> DemoExports:
-    from costflow.samples.gcp_billing import generate_rows, truth, write_jsonl
+    from costflow.samples.gcp_billing_bulk import write_jsonl
 
     written = 0
     totals: dict[str, Decimal] = {}
-    for seed, month in ((7, "202610"), (8, "202611")):
-        month_rows = generate_rows(rows, seed=seed, month=month)
+    # October's late usage is invoiced in November; November is the open month, so none of
+    # its usage is invoiced late yet (the demo shows two invoice months).
+    for seed, month, late in ((7, "202610", 0.02), (8, "202611", 0.0)):
         folder = out / month  # one folder per invoice month: a run replaces whole months
-        folder.mkdir(parents=True, exist_ok=True)
-        write_jsonl(month_rows, folder / "billing-000000000000.json.gz")
-        written += len(month_rows)
-        for (account, invoice_month), amount in truth(month_rows).items():
+        info = write_jsonl(folder / "billing-000000000000.json.gz", max(rows, 200), seed=seed,
+                           month=month, late_fraction=late)
+        written += info.rows
+        for (account, invoice_month), amount in info.truth.items():
             label = f"{account} {invoice_month}"
             totals[label] = totals.get(label, Decimal(0)) + amount
     return DemoExports(str(out), written, 2, totals, date(2026, 10, 1), date(2026, 12, 1))

@@ -1,0 +1,157 @@
+"""GCP ingest benchmark: a bulk detailed billing export through ``costflow ingest``, exact.
+
+Generates N rows of a realistic ``gcp_billing_export_resource_v1_*`` export with
+`costflow.samples.gcp_billing_bulk` (nested Parquet and/or newline-delimited JSON gzip, as
+BigQuery extracts them; files are reused when present), ingests each file with
+``costflow ingest --provider gcp`` into a fresh DuckDB warehouse in a subprocess, and reports
+wall time, rows/s and peak RSS (measured as `ingest_bench` measures the AWS ingest). The
+warehouse's SUM(BilledCost) and row count per (BillingAccountId, BillingPeriodStart) must equal
+the generator's exact ``SUM(cost) + SUM(credits.amount)`` per (billing account, invoice month)
+and N rows with no dead letter; otherwise the benchmark fails (exit code 1).
+
+Usage::
+
+    python bench/gcp_ingest_bench.py --rows 1000000 [--formats parquet,jsonl] [--workdir ...]
+    python bench/ingest_bench.py --provider gcp --rows 1000000     # the same
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ingest_bench import HERE, ROOT, _timing, run_measured
+
+SUFFIX = {"parquet": ".parquet", "jsonl": ".json.gz"}
+SLICES = """
+SELECT BillingAccountId AS account, BillingPeriodStart AS period,
+       SUM(BilledCost) AS billed, COUNT(*) AS n
+FROM cost_analytics.cost_line_items GROUP BY 1, 2
+"""
+
+Truth = dict[tuple[str, str], Decimal]
+
+
+def generate(rows: int, seed: int, workdir: Path, fmt: str) -> dict[str, Any]:
+    """The input file (reused when present with its truth) and the generator's report."""
+    path = workdir / f"gcp_{rows}_seed{seed}{SUFFIX[fmt]}"
+    sidecar = workdir / f"gcp_{rows}_seed{seed}_{fmt}.truth.json"
+    if path.exists() and sidecar.exists():
+        return {**json.loads(sidecar.read_text()), "reused": True}
+    run = run_measured([sys.executable, "-m", "costflow.samples.gcp_billing_bulk", "--rows",
+                        str(rows), "--out", str(path), "--seed", str(seed)], cwd=ROOT)
+    if run["exit_code"] != 0:
+        raise SystemExit(f"generator failed:\n{run['stderr']}")
+    info = json.loads(run["stdout"])
+    info.update(wall_seconds=round(run["seconds"], 2),
+                rss_mb=round(run["rss_max_process_mb"]), reused=False)
+    sidecar.write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def truth_of(info: dict[str, Any]) -> Truth:
+    return {(t["billing_account_id"], t["invoice_month"]): Decimal(t["total"])
+            for t in info["truth"]}
+
+
+def warehouse_slices(url: str) -> dict[tuple[str, str], tuple[Decimal, int]]:
+    """SUM(BilledCost) and rows per (BillingAccountId, invoice month 'YYYYMM')."""
+    from costflow.warehouse import connect
+
+    wh = connect(url)
+    try:
+        rows = wh.query(SLICES).to_pylist()
+    finally:
+        wh.close()
+    return {(r["account"], r["period"].strftime("%Y%m")): (Decimal(r["billed"]), r["n"])
+            for r in rows}
+
+
+def bench_ingest(source: Path, workdir: Path, rows: int, truth: Truth) -> dict[str, Any]:
+    """``costflow ingest --provider gcp`` of ``source``, measured, then checked exactly."""
+    costflow = Path(sys.executable).with_name("costflow")
+    warehouse = workdir / "bench_gcp.duckdb"
+    for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    url = f"duckdb:///{warehouse}"
+    run = run_measured([str(costflow), "ingest", "--provider", "gcp", "--source", str(source),
+                        "--warehouse", url, "--json"], cwd=workdir)
+    result: dict[str, Any] = {"file": source.name, "rows": rows, **_timing(run, rows)}
+    problems: list[str] = []
+    if run["exit_code"] != 0:
+        tail = "\n".join(run["stderr"].strip().splitlines()[-8:])
+        return {**result, "exact": False,
+                "problems": [f"costflow ingest exited {run['exit_code']}:\n{tail}"]}
+    totals = json.loads(run["stdout"])["totals"]
+    result.update(rows_loaded=totals["rows_loaded"],
+                  rows_dead_lettered=totals["rows_dead_lettered"])
+    if totals["rows_loaded"] != rows or totals["rows_dead_lettered"] != 0:
+        problems.append(f"loaded {totals['rows_loaded']} of {rows} rows, "
+                        f"{totals['rows_dead_lettered']} dead-lettered")
+    found = warehouse_slices(url)
+    for key in sorted(set(truth) | set(found)):
+        expected, (billed, _) = truth.get(key), found.get(key, (None, 0))
+        if expected != billed:
+            problems.append(f"{key[0]} {key[1]}: warehouse SUM(BilledCost) {billed}, "
+                            f"source SUM(cost)+SUM(credits) {expected}")
+    result["slices"] = {f"{a} {m}": {"billed_cost": str(b), "rows": n}
+                        for (a, m), (b, n) in sorted(found.items())}
+    return {**result, "exact": not problems, "problems": problems}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, default=HERE / "out")
+    parser.add_argument("--formats", default="parquet,jsonl",
+                        help="comma-separated: parquet, jsonl")
+    args = parser.parse_args(argv)
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(SUFFIX))
+    if unknown:
+        parser.error(f"unknown format(s) {unknown}; expected some of {sorted(SUFFIX)}")
+    workdir = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    results, inputs = [], {}
+    for fmt in formats:
+        gen = inputs[fmt] = generate(args.rows, args.seed, workdir, fmt)
+        print(f"input: {gen['path']} ({gen['rows']} rows, {gen['size_bytes'] / 2**20:.0f} MB)"
+              + (" [reused]" if gen["reused"] else
+                 f"; generated in {gen['seconds']:.1f} s = {gen['rows_per_second']:,} rows/s, "
+                 f"peak RSS {gen['rss_mb']} MB"))
+        results.append({"format": fmt, **bench_ingest(Path(gen["path"]), workdir, args.rows,
+                                                       truth_of(gen))})
+    print(f"\n{'format':<9}{'rows':>10}{'seconds':>9}{'rows/s':>10}{'peak RSS MB':>13}"
+          f"{'exact':>7}")
+    for r in results:
+        print(f"{r['format']:<9}{r['rows']:>10}{r['seconds']:>9.2f}{r['rows_per_s']:>10}"
+              f"{r['peak_rss_mb']:>13}{str(r['exact']):>7}")
+    import duckdb
+    import pyarrow
+
+    out = workdir / "gcp_bench_result.json"
+    out.write_text(json.dumps({
+        "rows": args.rows, "seed": args.seed, "inputs": inputs, "results": results,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
+    print(f"\nwritten: {out}")
+    failed = [r for r in results if not r["exact"]]
+    for r in failed:
+        print(f"\nFAILED ({r['format']}): the warehouse does not match the source exactly:\n  "
+              + "\n  ".join(r["problems"]), file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    if not sys.platform.startswith("linux"):  # /proc sampling and os.wait4
+        raise SystemExit("this benchmark measures memory through /proc: run it on Linux")
+    raise SystemExit(main())
