@@ -20,7 +20,7 @@ from costflow.quality import focus_validator
 from costflow.quality.expectations import build_checks
 from costflow.quality.focus_dataset import DATA_FILE, METADATA_FILE
 from costflow.quality.gate import QualityGate
-from costflow.samples import gcp_billing
+from costflow.samples import gcp_billing, gcp_billing_bulk
 from costflow.schemas.focus import focus_columns
 from tests.conftest import require_shared
 
@@ -41,6 +41,12 @@ def _gcp_fixture_set(tmp: Path) -> list[Path]:
                                     tmp / "gcp" / "export-000000000000.json")]
 
 
+def _gcp_bulk_month(tmp: Path) -> list[Path]:
+    # A generated month at scale: daily CUD fees amortized over thousands of covered rows,
+    # corrections, late rows, both currencies (costflow.samples.gcp_billing_bulk).
+    return [gcp_billing_bulk.write_export(tmp / "gcp-bulk" / "export.parquet", 5000).path]
+
+
 _SHARED = pytest.mark.needs_shared
 # (id, provider, sources, extra `costflow ingest` flags, marks)
 PROVIDER_SAMPLES = [
@@ -54,6 +60,7 @@ PROVIDER_SAMPLES = [
      _shared("samples/azure/ea_actual_small.csv", "samples/azure/ea_amortized_small.csv"),
      ["--provider", "azure"], _SHARED),
     ("gcp", "gcp", _gcp_fixture_set, ["--provider", "gcp"], ()),
+    ("gcp-bulk", "gcp", _gcp_bulk_month, ["--provider", "gcp"], ()),
 ]
 _PARAMS = [pytest.param(provider, sources, flags, id=pid, marks=marks)
            for pid, provider, sources, flags, marks in PROVIDER_SAMPLES]
