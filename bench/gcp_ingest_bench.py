@@ -32,7 +32,7 @@ from ingest_bench import HERE, ROOT, _timing, run_measured
 SUFFIX = {"parquet": ".parquet", "jsonl": ".json.gz"}
 SLICES = """
 SELECT BillingAccountId AS account, BillingPeriodStart AS period,
-       SUM(BilledCost) AS billed, COUNT(*) AS n
+       SUM(BilledCost) AS billed, SUM(EffectiveCost) AS effective, COUNT(*) AS n
 FROM cost_analytics.cost_line_items GROUP BY 1, 2
 """
 
@@ -61,8 +61,8 @@ def truth_of(info: dict[str, Any]) -> Truth:
             for t in info["truth"]}
 
 
-def warehouse_slices(url: str) -> dict[tuple[str, str], tuple[Decimal, int]]:
-    """SUM(BilledCost) and rows per (BillingAccountId, invoice month 'YYYYMM')."""
+def warehouse_slices(url: str) -> dict[tuple[str, str], tuple[Decimal, Decimal, int]]:
+    """SUM(BilledCost), SUM(EffectiveCost) and rows per (BillingAccountId, 'YYYYMM')."""
     from costflow.warehouse import connect
 
     wh = connect(url)
@@ -70,8 +70,8 @@ def warehouse_slices(url: str) -> dict[tuple[str, str], tuple[Decimal, int]]:
         rows = wh.query(SLICES).to_pylist()
     finally:
         wh.close()
-    return {(r["account"], r["period"].strftime("%Y%m")): (Decimal(r["billed"]), r["n"])
-            for r in rows}
+    return {(r["account"], r["period"].strftime("%Y%m")): (
+        Decimal(r["billed"]), Decimal(r["effective"]), r["n"]) for r in rows}
 
 
 def bench_ingest(source: Path, workdir: Path, rows: int, truth: Truth) -> dict[str, Any]:
@@ -97,12 +97,16 @@ def bench_ingest(source: Path, workdir: Path, rows: int, truth: Truth) -> dict[s
                         f"{totals['rows_dead_lettered']} dead-lettered")
     found = warehouse_slices(url)
     for key in sorted(set(truth) | set(found)):
-        expected, (billed, _) = truth.get(key), found.get(key, (None, 0))
+        expected, (billed, effective, _) = truth.get(key), found.get(key, (None, None, 0))
         if expected != billed:
             problems.append(f"{key[0]} {key[1]}: warehouse SUM(BilledCost) {billed}, "
                             f"source SUM(cost)+SUM(credits) {expected}")
-    result["slices"] = {f"{a} {m}": {"billed_cost": str(b), "rows": n}
-                        for (a, m), (b, n) in sorted(found.items())}
+        if effective != billed:  # amortizing CUD fees moves EffectiveCost, never changes it
+            problems.append(f"{key[0]} {key[1]}: SUM(EffectiveCost) {effective} is not "
+                            f"SUM(BilledCost) {billed}")
+    result["slices"] = {f"{a} {m}": {"billed_cost": str(b), "effective_cost": str(e),
+                                     "rows": n}
+                        for (a, m), (b, e, n) in sorted(found.items())}
     return {**result, "exact": not problems, "problems": problems}
 
 

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from costflow.pipelines.amortize import SUFFIX, amortize_staged
-from costflow.transforms.commitment_amortization import COLUMNS, PoolTotals
+from costflow.transforms.arrow_ops import DECIMAL
+from costflow.transforms.commitment_amortization import (
+    COLUMNS,
+    AmortizationError,
+    PoolTotals,
+    decimals_of,
+    units_of,
+)
 from costflow.transforms.finalize import ROW_SCHEMA
 from tests.warehouse_rows import cost_row
 
@@ -25,8 +33,10 @@ OCT = datetime(2026, 10, 1, tzinfo=UTC)
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 ACCOUNT, OTHER = "01338E-BE3FD6-363B4C", "0A7F21-9C44D2-5E8B10"
 URI = "gs://acme-billing/export/billing-000000000000.json.gz"
+EXACT = Context(prec=80)
 POOL = "Usage/us-central1"
-SMALL = pa.schema([ROW_SCHEMA.field(name) for name in (*COLUMNS, "EffectiveCost")])
+SMALL = pa.schema([ROW_SCHEMA.field(name)
+                   for name in dict.fromkeys((*COLUMNS, "BilledCost", "EffectiveCost"))])
 
 
 def fee(cost: str, row: int, *, pool: str = POOL, account: str = ACCOUNT, period=OCT) -> dict:
@@ -188,3 +198,51 @@ def test_runs_without_commitments_rewrite_nothing(tmp_path) -> None:
 
     assert result.row_files == files and Path(files[0]).read_bytes() == before
     assert (result.pools, result.warnings) == ([], [])
+
+
+def test_decimal_words_round_trip_exactly_for_slices_negatives_and_nulls() -> None:
+    values = pa.array([Decimal("-99999999999999999999.999999999999999999"), None,
+                       Decimal("-0.000000000000000001"), Decimal("0"),
+                       Decimal("12345678901234567890.123456789012345678")], DECIMAL)
+    for part in (values, values.slice(1), values.slice(2, 2), pa.chunked_array([values[:2],
+                                                                                values[2:]])):
+        units = units_of(part)
+        expected = [0 if v is None else int(v.scaleb(18, context=EXACT))
+                    for v in part.to_pylist()]
+        assert list(units) == expected
+        assert decimals_of(units).to_pylist() == [v if v is not None else Decimal(0)
+                                                  for v in part.to_pylist()]
+
+
+def test_fees_and_weights_beyond_28_digits_stay_exact() -> None:
+    fee_text = "12345678901.123456789012345678"        # 29 significant digits
+    rows = [fee(fee_text, 1), fee("0.000000000000000001", 2),
+            covered("0", "98765432109.876543210987654321", 3), covered("0", "1e-18", 4)]
+    (out,) = amortized(table(rows))
+    assert sum(effective(out)) == Decimal(fee_text) + Decimal("1e-18")
+    assert effective(out)[:2] == [0, 0]
+
+
+def test_the_share_is_added_to_effective_cost_not_to_billed_cost() -> None:
+    row = covered("0", "1", 2)
+    row["EffectiveCost"] = Decimal("0.4")  # e.g. an amortized cost the provider gave
+    (out,) = amortized(table([fee("3", 1), row]))
+    assert effective(out) == [0, Decimal("3.4")]
+
+
+def test_a_share_that_does_not_fit_the_warehouse_is_refused() -> None:
+    rows = [fee("50000000000000000000", 1), covered("60000000000000000000", "1", 2)]
+    totals = PoolTotals()
+    totals.add(table(rows))
+    with pytest.raises(AmortizationError, match=rf"{URI} row 2: .*does not fit DECIMAL"):
+        totals.allocation().apply(table(rows))
+
+
+def test_verify_refuses_an_allocation_that_did_not_see_every_row() -> None:
+    rows = [fee("1", 1), covered("0", "1", 2), covered("0", "3", 3)]
+    totals = PoolTotals()
+    totals.add(table(rows))
+    allocation = totals.allocation()
+    allocation.apply(table(rows[:2]))  # the anchor (row 3, the largest weight) never applied
+    with pytest.raises(AmortizationError, match="changed its EffectiveCost total"):
+        allocation.verify()

@@ -186,10 +186,13 @@ def test_ingest_of_both_formats_loads_every_row_and_reconciles_exactly(tmp_path)
     try:
         found = wh.query("""
             SELECT BillingAccountId AS account, BillingPeriodStart AS period,
-                   SUM(BilledCost) AS billed
+                   SUM(BilledCost) AS billed, SUM(EffectiveCost) AS effective
             FROM cost_analytics.cost_line_items GROUP BY 1, 2""").to_pylist()
     finally:
         wh.close()
     billed = {(r["account"], r["period"].strftime("%Y%m")): r["billed"] for r in found}
     assert billed == {**parquet.truth, **jsonl.truth}
     assert len(billed) == 8
+    # The CUD fees moved onto covered usage: EffectiveCost per month is still BilledCost.
+    assert all(r["effective"] == r["billed"] for r in found)
+    assert {p["pool"] for p in report["amortization"]} >= {"Usage/us-central1"}

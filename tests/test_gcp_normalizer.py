@@ -119,3 +119,23 @@ def test_float_computed_quantities_are_rounded_not_dead_lettered() -> None:
     assert "PricingQuantity:rounded" in json.loads(
         mapped.columns["x_DataQualityFlags"][0].as_py())
     assert mapped.columns["BilledCost"].to_pylist() == [Decimal("0.155289")]  # money exact
+
+
+def test_a_row_with_resource_and_spend_cud_credits_is_pooled_the_same_in_any_order() -> None:
+    fees, usage = gs.commitment_rows(days=1)
+    row = usage[0]  # web-1, fully covered by the resource CUD
+    row["cost"] = 0.147118
+    flex = gs.credit("COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE", -0.05,
+                     "Committed use discount: dollar based", "FLEX-CUD")
+    swapped = copy.deepcopy(row)
+    row["credits"] = row["credits"] + [flex]
+    swapped["credits"] = [flex] + swapped["credits"]
+    cols = _map([row, swapped]).columns
+    for name in ("x_CommitmentPool", "x_CommitmentCoveredCost", "CommitmentDiscountCategory",
+                 "CommitmentDiscountName", "BilledCost"):
+        assert cols[name][0] == cols[name][1], name
+    assert cols["x_CommitmentPool"][0].as_py() == "Usage/us-central1"
+    # The weight is the resource CUD's own credit; the flex credit stays visible in x_Credits.
+    assert cols["x_CommitmentCoveredCost"][0].as_py() == Decimal("0.097118")
+    assert {c["type"] for c in json.loads(cols["x_Credits"][0].as_py())} == {
+        "COMMITTED_USAGE_DISCOUNT", "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE"}

@@ -6,9 +6,10 @@ data-quality gate and the warehouse load. Doing it here (rather than in warehous
 arithmetic exact in Python integers on both engines — DuckDB divides decimals in floating point —
 and the gate then checks the rows exactly as they will be stored.
 
-Pass 1 reads only the columns the pools need; pass 2 rewrites, batch by batch, only the files
-holding a row of a pool that has something to move, so memory stays flat and runs without
-commitments (every AWS and Azure run) read one mostly-null column per file and rewrite nothing.
+Pass 1 reads only the columns the pools need (`COLUMNS`; 20 bytes are kept per covered row);
+pass 2 rewrites, batch by batch, only the files holding a row of a pool that has something to
+move, then checks that every pool's EffectiveCost total is unchanged. Runs without commitments
+(every AWS and Azure run) read those columns, find no pool rows and rewrite nothing.
 """
 
 from __future__ import annotations
@@ -63,9 +64,8 @@ def amortize_staged(row_files: list[str]) -> Amortized:
     allocation = totals.allocation()
     if not allocation:
         return Amortized(list(row_files), warnings=warnings)
-    out = []
-    for path in row_files:
-        out.append(_rewrite(path, allocation) if path in with_pools else path)
+    out = [_rewrite(path, allocation) if path in with_pools else path for path in row_files]
+    allocation.verify()
     pools = [{k: exact(v) if not isinstance(v, str | int) else v for k, v in p.items()}
              for p in allocation.summary()]
     LOG.info("amortized commitment fees of %d pool(s) over their covered usage", len(pools))

@@ -243,8 +243,8 @@ def fixture_rows() -> list[dict[str, Any]]:
     ]
 
 
-CPU_CUD, RAM_CUD = "2470112847553251231", "2470112847553251232"
-FLEX_CUD = "9c1e7d2a-55f0-4c3e-8a8e-0f6d1b2c3a4e"
+CPU_CUD_ID, RAM_CUD_ID = "2470112847553251231", "2470112847553251232"
+FLEX_CUD_ID = "9c1e7d2a-55f0-4c3e-8a8e-0f6d1b2c3a4e"
 
 
 def commitment_rows(days: int = 3) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -266,9 +266,9 @@ def commitment_rows(days: int = 3) -> tuple[list[dict[str, Any]], list[dict[str,
     for day in range(days):
         midnight = datetime(2026, 10, 1 + day, 7, tzinfo=UTC)  # 00:00 US/Pacific
         for sub, sku, cost, region in (
-                (CPU_CUD, ("5E9C-2AD4-B3E1", "Commitment v1: Cpu in Americas for 1 Year"),
+                (CPU_CUD_ID, ("5E9C-2AD4-B3E1", "Commitment v1: Cpu in Americas for 1 Year"),
                  1.364839, "us-central1"),
-                (RAM_CUD, ("8F1D-6C22-A0B7", "Commitment v1: Ram in Americas for 1 Year"),
+                (RAM_CUD_ID, ("8F1D-6C22-A0B7", "Commitment v1: Ram in Americas for 1 Year"),
                  0.182712, "us-central1"),
                 ("2470112847553259999", ("7B3E-1F90-C4D2",
                                          "Commitment v1: Cpu in EMEA for 1 Year"),
@@ -278,7 +278,7 @@ def commitment_rows(days: int = 3) -> tuple[list[dict[str, Any]], list[dict[str,
                             usage=(86400.0, "seconds", 24.0, "hour")))
         fees.append(row(start=midnight, hours=24, sku=(
             "0D4B-88A1-51E3", "Commitment - dollar based v1: Flexible CUD for Compute for 1 "
-            "Year"), cost=2.0, cost_at_list=2.0, location=None, subscription=FLEX_CUD,
+            "Year"), cost=2.0, cost_at_list=2.0, location=None, subscription=FLEX_CUD_ID,
             project=None, usage=(86400.0, "seconds", 24.0, "hour")))
         for hour in range(4):
             start = midnight + timedelta(hours=8 + hour)

@@ -228,16 +228,27 @@ def _credits(w: _Work) -> tuple[pa.Array, dict[str, pa.Array], dict[str, pa.Arra
         w.error(rows_with(ex, e.mask), e.column, e.reason)
     total = pc.coalesce(group_sum(ex, amounts), _ZERO)
     ctype = ex.field("type")
-    cud = pc.is_in(ctype, value_set=pa.array(list(CUD_CREDIT_CATEGORY)))
-    cud_ex = ex.filter(cud)
-    commitment = {
-        # The on-demand value the commitment covered: CUD credits negate it [PF §1.2, §1.4].
-        "covered_cost": pc.negate(group_sum(cud_ex, amounts.filter(cud))),
-        "category": map_values(group_first(cud_ex, cud_ex.field("type")), CUD_CREDIT_CATEGORY),
-        "credit_id": group_first(cud_ex, cud_ex.field("id")),
-        "credit_name": group_first(cud_ex, pc.coalesce(cud_ex.field("full_name"),
-                                                       cud_ex.field("name"))),
-    }
+    # A row's commitment is its resource-based CUD when it has one, else its spend-based one
+    # (whatever order Google lists the credits in); the other kind's credits stay in x_Credits.
+    per_category = {}
+    for category in ("Usage", "Spend"):
+        kinds = [k for k, c in CUD_CREDIT_CATEGORY.items() if c == category]
+        mask = pc.is_in(ctype, value_set=pa.array(kinds))
+        kind_ex = ex.filter(mask)
+        per_category[category] = {
+            # The on-demand value the commitment covered: its CUD credits negate it [PF §1.2].
+            "covered_cost": pc.negate(group_sum(kind_ex, amounts.filter(mask))),
+            "credit_id": group_first(kind_ex, kind_ex.field("id")),
+            "credit_name": group_first(kind_ex, pc.coalesce(kind_ex.field("full_name"),
+                                                            kind_ex.field("name"))),
+            "present": pc.is_valid(group_first(kind_ex, kind_ex.field("type"))),
+        }
+    resource, spend = per_category["Usage"], per_category["Spend"]
+    category = pc.if_else(resource["present"], "Usage",
+                          pc.if_else(spend["present"], "Spend", _NULL_STRING))
+    commitment = {"category": category, **{
+        name: pc.if_else(resource["present"], resource[name], spend[name])
+        for name in ("covered_cost", "credit_id", "credit_name")}}
     # x_Credits keeps every credit as exported (amount as exact decimal text) [PF §1.4: users
     # need gross and net, and which credit types made the difference].
     members = json_members({"type": ctype, "name": ex.field("name"),
