@@ -250,8 +250,15 @@ def test_quantities_beyond_18_places_are_rounded_and_flagged_not_refused() -> No
 
 def test_a_huge_exponent_is_too_large_not_a_wrapped_around_number() -> None:
     # pyarrow's cast turns "1e30" into 18960114910927365649.47... instead of failing.
-    values, errors = ops.parse_decimal(_strings("1e30", "2.5E+1", "1e19", "-4E+35"), "cost")
-    assert values.to_pylist() == [None, Decimal(25), Decimal("1e19"), None]
-    refused = [any(e.mask[i].as_py() for e in errors) for i in range(4)]
-    assert refused == [True, False, False, True]
+    texts = ("1e30", "2.5E+1", "1e19", "-4E+35", "12345678901234567890123e0",
+             "12345678901234567890123456e-3", "+99999999999999999999.5e0", "1.2e-7")
+    values, errors = ops.parse_decimal(_strings(*texts), "cost")
+    assert values.to_pylist() == [None, Decimal(25), Decimal("1e19"), None, None, None,
+                                  Decimal("99999999999999999999.5"), Decimal("1.2e-7")]
+    refused = [any(e.mask[i].as_py() for e in errors) for i in range(len(texts))]
+    assert refused == [True, False, False, True, True, True, False, False]
     assert {e.reason for e in errors} == {ops.REASON_TOO_LARGE}
+    # Quantities take the same guard, also when the whole batch casts without an error.
+    values, rounded, errors = ops.parse_quantity(_strings("1e30"), "Quantity")
+    assert values.to_pylist() == [None] and rounded.to_pylist() == [False]
+    assert [e.reason for e in errors] == [ops.REASON_TOO_LARGE]

@@ -282,4 +282,4 @@ def test_a_quantity_with_more_than_18_decimals_is_rounded_not_dead_lettered(tmp_
     assert second["BilledCost"] == Decimal("0.000011139")  # money is untouched
     # 10K units: 0.0000000833333333333333 x 10,000, rounded once at 18 places first.
     assert second["PricingQuantity"] == Decimal("0.00083333333333")
-    assert "Quantity:rounded" in json.loads(second["x_DataQualityFlags"])
+    assert "PricingQuantity:rounded" in json.loads(second["x_DataQualityFlags"])

@@ -171,27 +171,28 @@ def parse_decimal(arr: pa.Array, column_name: str) -> tuple[pa.Array, list[RowEr
     return _refuse_wrapped_exponents(arr, values, errors, column_name)
 
 
-# Arrow's string -> decimal128 cast wraps around instead of failing for some large exponents
-# ("1e30" becomes 18960114910927365649.47..., pyarrow 25): texts with a two-digit positive
-# exponent are checked exactly, once per distinct value.
-_BIG_EXPONENT = r"[eE]\+?0*[1-9][0-9]+$"
+# Arrow's string -> decimal128 cast wraps around instead of failing for some texts in exponent
+# notation ("1e30" and "12345678901234567890123456e-3" both become 95513692080783205441.9...,
+# pyarrow 25). So every parsed text with an exponent is sized as a double (which cannot wrap),
+# and those within a factor 10 of the limit are checked exactly, once per distinct value.
+_EXPONENT = r"[eE]"
+_NEAR_LIMIT = 1e19
 
 
 def _refuse_wrapped_exponents(arr: pa.Array, values: pa.Array, errors: list[RowError],
                               column_name: str) -> tuple[pa.Array, list[RowError]]:
-    suspicious = fill_false(pc.and_(pc.match_substring_regex(arr, _BIG_EXPONENT),
-                                    pc.is_valid(values)))  # parsed, maybe wrongly
-    if not any_true(suspicious):
+    exponent = fill_false(pc.and_(pc.match_substring_regex(arr, _EXPONENT),
+                                  pc.is_valid(values)))  # parsed, maybe wrongly
+    if not any_true(exponent):
         return values, errors
+    texts = arr.filter(exponent)
+    near = texts.filter(pc.greater_equal(pc.abs(pc.cast(texts, pa.float64())), _NEAR_LIMIT))
     too_large = []
-    for text in pc.unique(arr.filter(suspicious)).to_pylist():
+    for text in pc.unique(near).to_pylist():
         with localcontext() as ctx:
             ctx.prec = 2 * DECIMAL_PRECISION + 10
-            try:
-                if abs(Decimal(text)) > _DECIMAL_MAX:
-                    too_large.append(text)
-            except InvalidOperation:
-                continue  # not a number: the cast already refused it
+            if abs(Decimal(text)) > _DECIMAL_MAX:
+                too_large.append(text)
     if not too_large:
         return values, errors
     mask = fill_false(pc.is_in(arr, value_set=pa.array(too_large, STRING)))
@@ -217,7 +218,8 @@ def parse_quantity(arr: pa.Array, column_name: str,
     if arr.null_count == len(arr):
         return pa.nulls(len(arr), DECIMAL), nothing_rounded, []
     try:
-        return pc.cast(arr, DECIMAL), nothing_rounded, []
+        values, errors = _refuse_wrapped_exponents(arr, pc.cast(arr, DECIMAL), [], column_name)
+        return values, nothing_rounded, errors
     except pa.ArrowInvalid:
         pass
     encoded = pc.dictionary_encode(_null_if_empty(arr))

@@ -210,7 +210,7 @@ class _Work:
         (`parse_quantity`); money columns keep `number`'s refusal to round."""
         values, rounded, errors = parse_quantity(self.text(name), self.label(name))
         self.add_errors(errors)
-        self.flag("UsageAmount:rounded", rounded)
+        self.flag("PricingQuantity:rounded", rounded)  # and ConsumedQuantity
         return values
 
     def timestamp(self, name: str) -> pa.Array:

@@ -147,7 +147,7 @@ class _Work:
         0.0000000833333333333333) are rounded and flagged, not refused (`parse_quantity`)."""
         values, rounded, errors = parse_quantity(self.text(canonical), self.label(canonical))
         self.add(errors)
-        self.flag("Quantity:rounded", rounded)
+        self.flag("PricingQuantity:rounded", rounded)  # and ConsumedQuantity
         return values
 
     def date(self, canonical: str) -> pa.Array:
