@@ -156,9 +156,11 @@ def _reported_by_the_cli(record: logging.LogRecord) -> bool:
     """Drop a log record whose exception is one of ours: Beam logs a failing step's exception
     with its whole traceback, and the CLI prints that same error as one paragraph."""
     exc = record.exc_info[1] if record.exc_info else None
-    while exc is not None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # a cause chain may loop
         if isinstance(exc, CostflowError):
             return False
+        seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return True
 

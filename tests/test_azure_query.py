@@ -153,4 +153,4 @@ def test_part_of_a_month_is_queried_as_whole_months(tmp_path: Path) -> None:
     body = json.loads(adapter.seen[0].body)
     assert body["timePeriod"]["from"].startswith("2026-10-01")
     assert body["timePeriod"]["to"].startswith("2026-10-31T23:59:59")
-    assert any("widened to whole months (2026-10-01..2026-11-01)" in n for n in plan.notes)
+    assert any("read as whole months (2026-10-01..2026-11-01" in n for n in plan.notes)

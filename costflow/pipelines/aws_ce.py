@@ -208,8 +208,8 @@ def plan_ce(pattern: str, provider: str | None, source_format: str | None,
              f"{pages} page(s); aggregated, not line items (x_DataQualityFlags "
              "aggregated:cost_explorer)"]
     if spec.widened:
-        notes.append(f"{pattern}: widened to whole months ({period}): a load replaces whole "
-                     "billing periods")
+        notes.append(f"{pattern}: read as whole months ({period}, never past tomorrow): a "
+                     "load replaces whole billing periods")
     return Plan(files=[source], notes=notes)
 
 

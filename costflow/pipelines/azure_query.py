@@ -176,8 +176,9 @@ def plan_query(pattern: str, provider: str | None, source_format: str | None,
              f"{', '.join(spec.groups)}; aggregated, not line items (x_DataQualityFlags "
              "aggregated:query_api)"]
     if spec.widened:
-        notes.append(f"{pattern}: widened to whole months ({spec.start.isoformat()}.."
-                     f"{spec.end.isoformat()}): a load replaces whole billing periods")
+        notes.append(f"{pattern}: read as whole months ({spec.start.isoformat()}.."
+                     f"{spec.end.isoformat()}, never past tomorrow): a load replaces whole "
+                     "billing periods")
     return Plan(files=[source], notes=notes)
 
 

@@ -121,8 +121,10 @@ def _utc(text: str, uri: str, what: str) -> datetime:
     """A window bound: a day (YYYY-MM-DD) is a Google billing day; a timestamp without an
     offset is UTC; one with an offset is converted."""
     try:
-        if len(text) == 10:
-            return billing_day_start(date.fromisoformat(text))
+        return billing_day_start(date.fromisoformat(text))
+    except ValueError:
+        pass
+    try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"--source {uri!r}: {what}={text!r} is not a date or timestamp "
@@ -154,7 +156,7 @@ def parse_uri(pattern: str, today: date | None = None) -> ExportSpec:
     if not all(_NAME.match(n) for n in table if n):
         raise ConfigError(f"--source {pattern!r}: project, dataset and table names may only "
                           "hold letters, digits, '_' and '-'.")
-    start, end = _default_window(today or datetime.now(UTC).date())
+    start, end = _default_window(today or datetime.now(GOOGLE_BILLING_TZ).date())
     if "start" in query:
         start = _utc(query["start"][0], pattern, "start")
     if "end" in query:

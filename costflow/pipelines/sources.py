@@ -173,7 +173,7 @@ def period_of(uri: str) -> tuple[date, date]:
 
 
 def whole_months(uri: str, today: date | None = None) -> tuple[date, date, bool]:
-    """The period of an API source widened to whole months: (start, end, widened).
+    """The period of an API source as whole months: (start, end, changed).
 
     A load replaces whole billing periods, so a query for part of a month would replace the
     month with that part. The start moves to the 1st and the end to the next 1st, but never

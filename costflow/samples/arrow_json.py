@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from costflow.transforms.arrow_ops import json_escape
 from costflow.transforms.gcp_export_schema import decimal_text
 
 
@@ -73,14 +74,6 @@ def _join(*parts: pa.Array | str) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
-def _quoted(values: pa.Array) -> pa.Array:
-    """JSON string literals; backslash and quote escaped, control characters refused."""
-    if pc.any(pc.match_substring_regex(values, r"[\x00-\x1f]")).as_py():
-        raise ValueError("control characters in a string value: not supported by this writer")
-    escaped = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
-    return _join('"', escaped, '"')
-
-
 def json_values(values: pa.Array) -> pa.Array:
     """Each value of ``values`` as JSON text (``null`` for nulls), recursively for nested types."""
     t = values.type
@@ -98,16 +91,14 @@ def json_values(values: pa.Array) -> pa.Array:
         joined = pc.binary_join(pa.ListArray.from_arrays(offsets, flat), ",")
         text = _join("[", joined, "]")
     elif pa.types.is_string(t):
-        text = _quoted(values)
+        text = _join('"', json_escape(values), '"')
     elif pa.types.is_floating(t):
         finite = pc.is_finite(values)
         if not pc.all(pc.or_kleene(finite, pc.is_null(values))).as_py():
             raise ValueError("NaN or infinity is not a JSON number")
         text = pc.cast(values, pa.string())  # shortest round-trip text of the double
     elif pa.types.is_decimal(t):
-        # BigQuery NUMERIC: a JSON string; Arrow writes a zero of scale 9 as "0E-9".
-        digits = pc.replace_substring_regex(decimal_text(values), r"^-?0E[+-]?[0-9]+$", "0")
-        text = _join('"', digits, '"')
+        text = _join('"', decimal_text(values), '"')  # BigQuery NUMERIC: a JSON string
     elif pa.types.is_timestamp(t):
         seconds = pc.strftime(values, "%Y-%m-%d %H:%M:%S")  # "...:SS.ffffff" for us
         text = _join('"', pc.replace_substring_regex(seconds, r"\.0+$", ""), ' UTC"')

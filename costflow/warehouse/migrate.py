@@ -4,9 +4,9 @@ Why this module exists: the schema is declared once (`costflow.schemas`) and gro
 releases, while a user's warehouse holds months of history that must survive an upgrade. New
 columns are only ever appended, and nullable, so both engines can add them in place (DuckDB
 ``ALTER TABLE ... ADD COLUMN``, a BigQuery schema update) and the positional
-``INSERT ... SELECT *`` of a load stays aligned. Anything else — a renamed, retyped, dropped or
-reordered column — is refused with a message naming the table and the columns that differ,
-never patched silently.
+``INSERT ... SELECT *`` of a load stays aligned. Anything else — a renamed, dropped or reordered
+column — is refused with a message naming the table and the columns that differ, never patched
+silently. Column names are compared, not types: the schema has never retyped a column.
 """
 
 from __future__ import annotations
