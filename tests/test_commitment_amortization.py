@@ -175,7 +175,7 @@ def test_staged_files_with_pool_rows_are_rewritten_and_the_others_kept(tmp_path)
                                                   _gcp_row(4, "0", pool=POOL, weight="1")])
     plain = _staged(tmp_path / "c.parquet", [_gcp_row(5, "9")])
 
-    result = amortize_staged([with_fee, with_usage, plain])
+    result = amortize_staged([with_fee, with_usage, plain], [with_fee, with_usage])
 
     assert result.row_files == [str(tmp_path / f"a{SUFFIX}"), str(tmp_path / f"b{SUFFIX}"),
                                 plain]
@@ -190,13 +190,12 @@ def test_staged_files_with_pool_rows_are_rewritten_and_the_others_kept(tmp_path)
     assert result.warnings == []
 
 
-def test_runs_without_commitments_rewrite_nothing(tmp_path) -> None:
-    files = [_staged(tmp_path / "a.parquet", [_gcp_row(1, "2"), _gcp_row(2, "3")])]
-    before = Path(files[0]).read_bytes()
+def test_runs_without_pool_files_read_nothing(tmp_path) -> None:
+    files = [str(tmp_path / "never-written.parquet")]  # reading it would fail
 
-    result = amortize_staged(files)
+    result = amortize_staged(files, [])
 
-    assert result.row_files == files and Path(files[0]).read_bytes() == before
+    assert result.row_files == files
     assert (result.pools, result.warnings) == ([], [])
 
 
@@ -246,3 +245,24 @@ def test_verify_refuses_an_allocation_that_did_not_see_every_row() -> None:
     allocation.apply(table(rows[:2]))  # the anchor (row 3, the largest weight) never applied
     with pytest.raises(AmortizationError, match="changed its EffectiveCost total"):
         allocation.verify()
+
+
+def test_staging_writes_pool_rows_to_a_file_of_their_own(tmp_path) -> None:
+    from costflow.pipelines.elements import NormalizedBatch
+    from costflow.pipelines.staging import StageParquet
+    from costflow.transforms.finalize import DEAD_LETTER_SCHEMA
+
+    rows = pa.Table.from_pylist([_gcp_row(1, "30", "Purchase", POOL), _gcp_row(2, "1.5"),
+                                 _gcp_row(3, "0", pool=POOL, weight="2")], schema=ROW_SCHEMA)
+    stage = StageParquet(str(tmp_path / "run"))
+    stage.start_bundle()
+    list(stage.process(NormalizedBatch(URI, 3, rows, DEAD_LETTER_SCHEMA.empty_table(), {})))
+    (part,) = [w.value for w in stage.finish_bundle()]
+
+    (pool_file,) = part.pool_row_files
+    assert pool_file.endswith(".pool.parquet") and pool_file in part.row_files
+    assert len(part.row_files) == 2
+    numbers = {f: pq.read_table(f).column("x_SourceRowNumber").to_pylist()
+               for f in part.row_files}
+    assert numbers[pool_file] == [1, 3]
+    assert [n for f, n in numbers.items() if f != pool_file] == [[2]]

@@ -6,10 +6,11 @@ data-quality gate and the warehouse load. Doing it here (rather than in warehous
 arithmetic exact in Python integers on both engines — DuckDB divides decimals in floating point —
 and the gate then checks the rows exactly as they will be stored.
 
-Pass 1 reads only the columns the pools need (`COLUMNS`; 20 bytes are kept per covered row);
-pass 2 rewrites, batch by batch, only the files holding a row of a pool that has something to
-move, then checks that every pool's EffectiveCost total is unchanged. Runs without commitments
-(every AWS and Azure run) read those columns, find no pool rows and rewrite nothing.
+Staging writes the rows of a commitment pool to files of their own (`StagedPart.pool_row_files`,
+a tenth of a GCP run's rows), so only those are read: pass 1 reads the columns the pools need
+(`COLUMNS`; 20 bytes are kept per covered row), pass 2 rewrites them batch by batch, then every
+pool's EffectiveCost total is checked unchanged. Runs without commitments (every AWS and Azure
+run) stage no pool file and do nothing here.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from costflow.pipelines.report import exact
 from costflow.pipelines.staging import PARQUET_OPTIONS
 from costflow.transforms.commitment_amortization import (
     COLUMNS,
-    POOL,
     Allocation,
     PoolTotals,
     slice_label,
@@ -45,18 +45,14 @@ class Amortized:
     warnings: list[str] = field(default_factory=list)
 
 
-def amortize_staged(row_files: list[str]) -> Amortized:
-    """Amortize commitment fees across ``row_files``; rewritten files replace the originals."""
+def amortize_staged(row_files: list[str], pool_files: list[str]) -> Amortized:
+    """Amortize commitment fees across ``pool_files`` (the row files staging wrote the
+    commitment-pool rows to); rewritten files replace the originals in ``row_files``."""
     totals = PoolTotals()
-    with_pools: list[str] = []  # files holding a pool row, in order
-    for path in row_files:
+    for path in pool_files:
         with FileSystems.open(path) as handle:
             for batch in pq.ParquetFile(handle).iter_batches(columns=list(COLUMNS)):
-                table = pa.Table.from_batches([batch])
-                if table.column(POOL).null_count < table.num_rows:
-                    totals.add(table)
-                    if not with_pools or with_pools[-1] != path:
-                        with_pools.append(path)
+                totals.add(pa.Table.from_batches([batch]))
     warnings = [f"commitment fee {exact(fee)} of slice {slice_label(key)} "
                 f"(pool {key[-1]}) found no covered usage in the billing period: it stays on "
                 "its fee rows as EffectiveCost (an unused commitment)"
@@ -64,7 +60,8 @@ def amortize_staged(row_files: list[str]) -> Amortized:
     allocation = totals.allocation()
     if not allocation:
         return Amortized(list(row_files), warnings=warnings)
-    out = [_rewrite(path, allocation) if path in with_pools else path for path in row_files]
+    rewritten = {path: _rewrite(path, allocation) for path in pool_files}
+    out = [rewritten.get(path, path) for path in row_files]
     allocation.verify()
     pools = [{k: exact(v) if not isinstance(v, str | int) else v for k, v in p.items()}
              for p in allocation.summary()]

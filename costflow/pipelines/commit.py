@@ -115,7 +115,7 @@ class CommitRun(beam.DoFn):
                 raise DeadLetterThresholdError(
                     "The source looks systematically broken, so nothing was committed: "
                     + " | ".join(breaches))
-            amortized = amortize_staged(part.row_files)  # before the gate: it checks them
+            amortized = amortize_staged(part.row_files, part.pool_row_files)  # gate sees it
             part = StagedPart(amortized.row_files, part.dead_letter_files, part.slices,
                               part.files)
             report.amortization = amortized.pools

@@ -67,6 +67,9 @@ class StagedPart:
     dead_letter_files: list[str] = field(default_factory=list)
     slices: dict[SliceKey, SliceStats] = field(default_factory=dict)
     files: dict[str, FileCounts] = field(default_factory=dict)
+    # The row files holding the commitment-pool rows (also in row_files): all the commit-time
+    # amortization reads and rewrites (costflow.pipelines.amortize).
+    pool_row_files: list[str] = field(default_factory=list)
 
     def merge(self, other: StagedPart) -> StagedPart:
         files = dict(self.files)
@@ -74,7 +77,8 @@ class StagedPart:
             files[uri] = files[uri].merge(counts) if uri in files else counts
         return StagedPart(self.row_files + other.row_files,
                           self.dead_letter_files + other.dead_letter_files,
-                          merge_all([self.slices, other.slices]), files)
+                          merge_all([self.slices, other.slices]), files,
+                          self.pool_row_files + other.pool_row_files)
 
     def nbytes(self) -> int:
         return 1024

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindow
@@ -24,6 +25,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from costflow.pipelines.elements import FileCounts, NormalizedBatch, StagedPart
 from costflow.reconcile import merge_all
+from costflow.transforms.commitment_amortization import POOL
 from costflow.transforms.finalize import DEAD_LETTER_SCHEMA, ROW_SCHEMA
 
 PARQUET_OPTIONS = {"compression": "snappy", "use_dictionary": True, "write_statistics": False}
@@ -65,12 +67,20 @@ class StageParquet(beam.DoFn):
     def start_bundle(self) -> None:
         name = uuid.uuid4().hex
         self._rows = _Writer(posixpath.join(self.run_dir, "rows", f"{name}.parquet"), ROW_SCHEMA)
+        # Rows of a commitment pool apart: the commit rewrites them, and only them.
+        self._pooled = _Writer(posixpath.join(self.run_dir, "rows", f"{name}.pool.parquet"),
+                               ROW_SCHEMA)
         self._dead = _Writer(posixpath.join(self.run_dir, "dead_letters", f"{name}.parquet"),
                              DEAD_LETTER_SCHEMA)
         self._part = StagedPart()
 
     def process(self, element: NormalizedBatch) -> Iterator[StagedPart]:
-        self._rows.write(element.rows)
+        pool = element.rows.column(POOL)
+        if pool.null_count == element.rows.num_rows:
+            self._rows.write(element.rows)
+        else:
+            self._pooled.write(element.rows.filter(pc.is_valid(pool)))
+            self._rows.write(element.rows.filter(pc.is_null(pool)))
         self._dead.write(element.dead_letters)
         reasons: dict[str, int] = {}
         if element.dead_letters.num_rows:
@@ -82,9 +92,11 @@ class StageParquet(beam.DoFn):
         return iter(())
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
-        row_file, dead_file = self._rows.close(), self._dead.close()
-        part = StagedPart(row_files=[row_file] if row_file else [],
+        row_file, pool_file, dead_file = (self._rows.close(), self._pooled.close(),
+                                          self._dead.close())
+        part = StagedPart(row_files=[f for f in (row_file, pool_file) if f],
                           dead_letter_files=[dead_file] if dead_file else [],
-                          slices=merge_all([self._part.slices]), files=self._part.files)
+                          slices=merge_all([self._part.slices]), files=self._part.files,
+                          pool_row_files=[pool_file] if pool_file else [])
         if part.files:
             yield WindowedValue(part, MIN_TIMESTAMP, (GlobalWindow(),))
