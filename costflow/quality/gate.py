@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,10 +81,17 @@ class SliceQuality:
                 if o.check.severity != HARD and (o.failed or o.error)]
 
 
+# The default suite's GX definition, built once per process and shared by every gate that uses
+# it: building it takes seconds (GX import, context, ~150 expectations).
+_DEFAULT_LOCK = threading.Lock()
+_DEFAULT_DEFINITION: list[Any] = []
+
+
 class QualityGate:
     """Builds the GX context and suite once; validates staged data slice by slice."""
 
     def __init__(self, checks: Sequence[Check] | None = None) -> None:
+        self._default = checks is None  # the schema's suite: built once per process
         self.checks = list(checks) if checks is not None else build_checks()
         self.type_checks = [Check(f"type:{f.name}", HARD, "arrow_schema", {}, (f.name,),
                                   f"{f.name} MUST be {f.type}") for f in ROW_SCHEMA]
@@ -94,23 +102,33 @@ class QualityGate:
 
     def _definition(self) -> Any:
         if self._validation is None:
-            import great_expectations as gx
-            import great_expectations.expectations as gxe
-            from great_expectations.data_context.types.base import ProgressBarsConfig
-
-            logging.getLogger("great_expectations").setLevel(logging.WARNING)
-            context = gx.get_context(mode="ephemeral")
-            # No progress bars: a run prints its summary, not GX's metric counters.
-            context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            asset = context.data_sources.add_pandas("costflow").add_dataframe_asset("slice")
-            batch = asset.add_batch_definition_whole_dataframe("staged")
-            suite = context.suites.add(gx.ExpectationSuite(name="cost_line_items"))
-            for check in self.checks:
-                suite.add_expectation(getattr(gxe, check.expectation)(
-                    **check.kwargs, meta={"costflow_check": check.name}))
-            self._validation = context.validation_definitions.add(
-                gx.ValidationDefinition(name="slice_gate", data=batch, suite=suite))
+            if self._default:
+                with _DEFAULT_LOCK:  # a background warm-up may be building it right now
+                    if not _DEFAULT_DEFINITION:
+                        _DEFAULT_DEFINITION.append(self._build())
+                    self._validation = _DEFAULT_DEFINITION[0]
+            else:
+                self._validation = self._build()
         return self._validation
+
+    def _build(self) -> Any:
+        """The GX context, suite and validation definition of ``self.checks`` (seconds)."""
+        import great_expectations as gx
+        import great_expectations.expectations as gxe
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        context = gx.get_context(mode="ephemeral")
+        # No progress bars: a run prints its summary, not GX's metric counters.
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        asset = context.data_sources.add_pandas("costflow").add_dataframe_asset("slice")
+        batch = asset.add_batch_definition_whole_dataframe("staged")
+        suite = context.suites.add(gx.ExpectationSuite(name="cost_line_items"))
+        for check in self.checks:
+            suite.add_expectation(getattr(gxe, check.expectation)(
+                **check.kwargs, meta={"costflow_check": check.name}))
+        return context.validation_definitions.add(
+            gx.ValidationDefinition(name="slice_gate", data=batch, suite=suite))
 
     def validate_files(self, files: Iterable[str]) -> dict[SliceKey, SliceQuality]:
         """Validate staged Parquet files (local or any Beam filesystem), chunk by chunk.
