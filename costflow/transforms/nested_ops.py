@@ -98,11 +98,18 @@ def join_per_row(exploded: Exploded, texts: pa.Array, opening: str, closing: str
 
     Rows without an element are null. Element order within a row is kept.
     """
-    table = pa.table({"p": exploded.parents, "t": texts}).filter(pc.is_valid(texts))
-    grouped = table.group_by("p", use_threads=False).aggregate([("t", "list")])
-    joined = pc.binary_join(grouped.column("t_list").combine_chunks(), ",")
+    valid = pc.is_valid(texts)
+    parents = exploded.parents.filter(valid).to_numpy(zero_copy_only=False)
+    texts = texts.filter(valid)
+    if len(parents) > 1 and not bool(np.all(parents[1:] >= parents[:-1])):
+        order = np.argsort(parents, kind="stable")  # keeps element order within a row
+        parents, texts = parents[order], texts.take(pa.array(order))
+    # Elements sorted by row (as explode gives them): each row's run of texts is a list slice.
+    counts = np.bincount(parents, minlength=exploded.rows)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int32())
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, texts), ",")
     wrapped = pc.binary_join_element_wise(opening, joined, closing, "")
-    return scatter(grouped.column("p"), wrapped, exploded.rows)
+    return pc.if_else(pa.array(counts > 0), wrapped, pa.scalar(None, STRING))
 
 
 @dataclass(frozen=True)
@@ -141,10 +148,15 @@ def merged_json_object(sources: Sequence[KeyValues], rows: int) -> pa.Array:
     if not table.num_rows:
         return pa.nulls(rows, STRING)
     table = table.sort_by([("p", "ascending"), ("k", "ascending"), ("r", "descending")])
-    winners = table.group_by(["p", "k"], use_threads=False).aggregate([("v", "first")])
+    # The winner of each (row, key) is the first of its run in this order.
+    p = table.column("p").to_numpy()
+    keys = table.column("k").combine_chunks()
+    first = np.ones(table.num_rows, dtype=bool)
+    first[1:] = (p[1:] != p[:-1]) | np.asarray(pc.not_equal(keys[1:], keys[:-1]))
+    winners = table.filter(pa.array(first))
     members = pc.binary_join_element_wise(
         '"', json_escape(winners.column("k").combine_chunks()), '":',
         pc.fill_null(pc.binary_join_element_wise(
-            '"', json_escape(winners.column("v_first").combine_chunks()), '"', ""), "null"), "")
+            '"', json_escape(winners.column("v").combine_chunks()), '"', ""), "null"), "")
     exploded = Exploded(winners.column("p").combine_chunks(), members, rows)
     return join_per_row(exploded, members, "{", "}")
