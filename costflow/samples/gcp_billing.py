@@ -32,8 +32,8 @@ import pyarrow.parquet as pq
 
 from costflow.transforms.gcp_export_schema import (
     BOOLEAN_PATHS,
-    CANONICAL_SCHEMA,
     NUMERIC_PATHS,
+    schema_with_leaf_types,
 )
 
 USD_ACCOUNT, EUR_ACCOUNT = "01338E-BE3FD6-363B4C", "0A7F21-9C44D2-5E8B10"
@@ -368,13 +368,8 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
-def _typed(type_: pa.DataType, path: str) -> pa.DataType:
+def _typed(path: str) -> pa.DataType | None:
     """The Arrow type BigQuery's Parquet extract gives a canonical (text) field."""
-    if pa.types.is_struct(type_):
-        return pa.struct([pa.field(f.name, _typed(f.type, f"{path}.{f.name}".lstrip(".")))
-                          for f in type_])
-    if pa.types.is_list(type_):
-        return pa.list_(_typed(type_.value_type, path))
     if path in PRICE_FIELDS:
         return pa.decimal128(38, 9)
     if path in NUMERIC_PATHS:
@@ -383,10 +378,10 @@ def _typed(type_: pa.DataType, path: str) -> pa.DataType:
         return pa.bool_()
     if path in ("usage_start_time", "usage_end_time", "export_time"):
         return pa.timestamp("us", tz="UTC")
-    return type_
+    return None
 
 
-TYPED_SCHEMA = pa.schema([pa.field(f.name, _typed(f.type, f.name)) for f in CANONICAL_SCHEMA])
+TYPED_SCHEMA = schema_with_leaf_types(_typed)
 
 
 def _typed_value(value: Any, type_: pa.DataType) -> Any:

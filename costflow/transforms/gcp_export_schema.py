@@ -23,6 +23,8 @@ table, Recidiviz/pulse-data), §1.5 (JSONL layout), Google's detailed-usage sche
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -86,22 +88,28 @@ TOP_LEVEL_FIELDS = tuple(CANONICAL_SCHEMA.names)
 JSON_NUMBER = pa.decimal256(76, 38)
 
 
-def _reader_type(type_: pa.DataType, path: str) -> pa.DataType:
-    if pa.types.is_struct(type_):
-        return pa.struct([pa.field(f.name, _reader_type(f.type, f"{path}.{f.name}".lstrip(".")))
-                          for f in type_])
-    if pa.types.is_list(type_):
-        return pa.list_(_reader_type(type_.value_type, path))
+def schema_with_leaf_types(leaf: Callable[[str], pa.DataType | None]) -> pa.Schema:
+    """`CANONICAL_SCHEMA` with each text leaf retyped by ``leaf(dotted path)`` (None keeps it):
+    the one walk behind every typed flavour of the export (JSON reader, Parquet/Avro writers)."""
+    def walk(type_: pa.DataType, path: str) -> pa.DataType:
+        if pa.types.is_struct(type_):
+            return pa.struct([pa.field(f.name, walk(f.type, f"{path}.{f.name}"))
+                              for f in type_])
+        if pa.types.is_list(type_):
+            return pa.list_(walk(type_.value_type, path))
+        return leaf(path) or type_
+
+    return pa.schema([pa.field(f.name, walk(f.type, f.name)) for f in CANONICAL_SCHEMA])
+
+
+def _reader_type(path: str) -> pa.DataType | None:
     if path in NUMERIC_PATHS:
         return JSON_NUMBER
-    if path in BOOLEAN_PATHS:
-        return pa.bool_()
-    return type_
+    return pa.bool_() if path in BOOLEAN_PATHS else None
 
 
 # What the JSON-lines reader asks Arrow for: numbers as exact decimals, booleans as booleans.
-READER_SCHEMA = pa.schema([pa.field(f.name, _reader_type(f.type, f.name))
-                           for f in CANONICAL_SCHEMA])
+READER_SCHEMA = schema_with_leaf_types(_reader_type)
 
 
 class NestingError(ValueError):
