@@ -42,14 +42,16 @@ $(FV_STAMP):
 	else $(FV_PYTHON) -m venv $(FV_VENV) && \
 	$(FV_VENV)/bin/python -m pip install --quiet 'focus-validator==2.2.1' 'pyarrow==20.0.0' && touch $(FV_STAMP); fi
 
-test: setup $(AZURITE) focus-validator  ## the whole test suite (what .ci/run calls)
+test: setup $(AZURITE) focus-validator  ## the layer contracts, then the whole test suite (.ci/run)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --durations=10
 
-lint: setup
-	$(BIN)/ruff check costflow tests bench
+lint: setup            ## ruff, mypy and the layer contracts (import-linter, pyproject.toml)
+	$(BIN)/ruff check costflow tests bench dataflow_templates
 	$(BIN)/mypy costflow
+	$(BIN)/lint-imports
 
-schema: setup          ## re-render the committed schema files after editing costflow/schemas
+schema: setup          ## re-render costflow/schemas/generated/ after editing costflow/schemas
 	$(BIN)/python -m costflow.schemas.render --write
 
 bench: setup           ## make bench ROWS=2000000 [PROVIDER=gcp]

@@ -1,10 +1,10 @@
 """GCP ingest benchmark: a bulk detailed billing export through ``costflow ingest``, exact.
 
 Generates N rows of a realistic ``gcp_billing_export_resource_v1_*`` export with
-`costflow.samples.gcp_billing_bulk` (nested Parquet and/or newline-delimited JSON gzip, as
+`costflow.providers.gcp.samples.bulk` (nested Parquet and/or newline-delimited JSON gzip, as
 BigQuery extracts them; files are reused when present), ingests each file with
 ``costflow ingest --provider gcp`` into a fresh DuckDB warehouse in a subprocess, and reports
-wall time, rows/s and peak RSS (measured as `ingest_bench` measures the AWS ingest). The
+wall time, rows/s and peak RSS (measured by `common.run_measured`, as for AWS). The
 warehouse's SUM(BilledCost) and row count per (BillingAccountId, BillingPeriodStart) must equal
 the generator's exact ``SUM(cost) + SUM(credits.amount)`` per (billing account, invoice month)
 and N rows with no dead letter; otherwise the benchmark fails (exit code 1).
@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ingest_bench import HERE, ROOT, _timing, run_measured
+from common import HERE, ROOT, run_measured, timing
 
 SUFFIX = {"parquet": ".parquet", "jsonl": ".json.gz"}
 SLICES = """
@@ -45,7 +45,7 @@ def generate(rows: int, seed: int, workdir: Path, fmt: str) -> dict[str, Any]:
     sidecar = workdir / f"gcp_{rows}_seed{seed}_{fmt}.truth.json"
     if path.exists() and sidecar.exists():
         return {**json.loads(sidecar.read_text()), "reused": True}
-    run = run_measured([sys.executable, "-m", "costflow.samples.gcp_billing_bulk", "--rows",
+    run = run_measured([sys.executable, "-m", "costflow.providers.gcp.samples.bulk", "--rows",
                         str(rows), "--out", str(path), "--seed", str(seed)], cwd=ROOT)
     if run["exit_code"] != 0:
         raise SystemExit(f"generator failed:\n{run['stderr']}")
@@ -83,7 +83,7 @@ def bench_ingest(source: Path, workdir: Path, rows: int, truth: Truth) -> dict[s
     url = f"duckdb:///{warehouse}"
     run = run_measured([str(costflow), "ingest", "--provider", "gcp", "--source", str(source),
                         "--warehouse", url, "--json"], cwd=workdir)
-    result: dict[str, Any] = {"file": source.name, "rows": rows, **_timing(run, rows)}
+    result: dict[str, Any] = {"file": source.name, "rows": rows, **timing(run, rows)}
     problems: list[str] = []
     if run["exit_code"] != 0:
         tail = "\n".join(run["stderr"].strip().splitlines()[-8:])

@@ -5,8 +5,8 @@ CSV.gz into FOCUS Parquet at ~280k rows/s on this 2-core machine). This script m
 the same input, end to end, and the bar itself, so the ratio is measured rather than assumed.
 
 Steps:
-    1. Generate N rows of realistic CUR CSV.gz (`costflow.samples.aws_cur`, in a subprocess whose
-       time and peak RSS are recorded); a file of the same rows and seed is reused.
+    1. Generate N rows of realistic CUR CSV.gz (`costflow.providers.aws.samples.cur`, in a
+       subprocess whose time and peak RSS are recorded); a file of the same rows and seed is reused.
     2. ours: ``costflow ingest --provider aws --source FILE --warehouse duckdb:///WORKDIR/
        bench.duckdb`` into a fresh warehouse, as a subprocess. Peak RSS is reported two ways:
        the largest single process of its tree (``wait4`` ru_maxrss, exact) and the largest sum
@@ -29,19 +29,17 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
 from string import Template
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from common import HERE, ROOT, run_measured, timing
+
 SQL = HERE / "cur_to_focus_duckdb.sql"
-SERVICES = ROOT / "costflow" / "transforms" / "mappings" / "aws_services.csv"
+SERVICES = ROOT / "costflow" / "providers" / "aws" / "mappings" / "aws_services.csv"
 MONEY = {"decimal": "DECIMAL(38, 18)", "double": "DOUBLE"}
 
 
@@ -55,68 +53,6 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _tree_rss_kb(root: int) -> int:
-    """Sum of VmRSS (kB) over ``root`` and its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        stack.extend(children.get(pid, []))
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            continue
-    return total
-
-
-def run_measured(cmd: list[str], *, cwd: Path | None = None) -> dict[str, Any]:
-    """Run ``cmd``; return exit code, wall seconds, peak RSS (MB) and its output.
-
-    ``rss_max_process_mb`` is exact (``wait4`` reports the largest RSS among the child and the
-    descendants it waited for); ``rss_tree_sum_mb`` is the largest sampled sum over the tree.
-    """
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    peak_tree, done = [0], threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.05):
-            peak_tree[0] = max(peak_tree[0], _tree_rss_kb(proc.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out: list[str] = []
-    err: list[str] = []
-    readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read()), daemon=True)
-               for s, b in ((proc.stdout, out), (proc.stderr, err))]
-    for r in readers:
-        r.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    done.set()
-    for r in readers:
-        r.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"exit_code": proc.returncode, "seconds": seconds,
-            "rss_max_process_mb": usage.ru_maxrss / 1024,
-            "rss_tree_sum_mb": peak_tree[0] / 1024,
-            "stdout": "".join(out), "stderr": "".join(err)}
-
-
 def generate(rows: int, seed: int, workdir: Path) -> dict[str, Any]:
     """The benchmark input (reused when present) and the generator's truth about it."""
     path = workdir / f"cur_{rows}_seed{seed}.csv.gz"
@@ -125,8 +61,8 @@ def generate(rows: int, seed: int, workdir: Path) -> dict[str, Any]:
         info = json.loads(truth.read_text())
         info["reused"] = True
         return info
-    run = run_measured([sys.executable, "-m", "costflow.samples.aws_cur", "--rows", str(rows),
-                        "--out", str(path), "--seed", str(seed)], cwd=ROOT)
+    run = run_measured([sys.executable, "-m", "costflow.providers.aws.samples.cur",
+                        "--rows", str(rows), "--out", str(path), "--seed", str(seed)], cwd=ROOT)
     if run["exit_code"] != 0:
         raise SystemExit(f"generator failed:\n{run['stderr']}")
     info = json.loads(run["stdout"])
@@ -147,7 +83,7 @@ def bench_ours(source: Path, workdir: Path, rows: int, total: Decimal) -> dict[s
         stale.unlink(missing_ok=True)
     run = run_measured([str(costflow), "ingest", "--provider", "aws", "--source", str(source),
                         "--warehouse", f"duckdb:///{warehouse}", "--json"], cwd=workdir)
-    result = {"tool": "costflow ingest", "rows": rows, **_timing(run, rows)}
+    result = {"tool": "costflow ingest", "rows": rows, **timing(run, rows)}
     if run["exit_code"] != 0:
         tail = "\n".join(run["stderr"].strip().splitlines()[-8:])
         return {**result, "ok": False, "message": (
@@ -162,13 +98,6 @@ def bench_ours(source: Path, workdir: Path, rows: int, total: Decimal) -> dict[s
     except (ValueError, KeyError) as exc:
         result.update(exact=None, message=f"could not read the run report: {exc}")
     return {**result, "ok": True}
-
-
-def _timing(run: dict[str, Any], rows: int) -> dict[str, Any]:
-    return {"seconds": round(run["seconds"], 2), "rows_per_s": round(rows / run["seconds"]),
-            "peak_rss_mb": round(max(run["rss_max_process_mb"], run["rss_tree_sum_mb"])),
-            "rss_max_process_mb": round(run["rss_max_process_mb"]),
-            "rss_tree_sum_mb": round(run["rss_tree_sum_mb"])}
 
 
 def render_sql(source: Path, out: Path, money: str) -> str:
@@ -216,7 +145,7 @@ def bench_duckdb(source: Path, workdir: Path, rows: int, total: Decimal, money: 
         n, billed = con.execute(f"SELECT count(*), sum(BilledCost) FROM "
                                 f"read_parquet({_literal(str(out))})").fetchall()[0]
     statement = json.loads(run["stdout"])["statement_seconds"]
-    return {"tool": name, "ok": True, "rows": rows, **_timing(run, rows),
+    return {"tool": name, "ok": True, "rows": rows, **timing(run, rows),
             "statement_seconds": round(statement, 2), "rows_loaded": n,
             "billed_cost": str(billed), "exact": Decimal(str(billed)) == total and n == rows,
             "output_mb": round(out.stat().st_size / 2**20)}

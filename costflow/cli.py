@@ -7,16 +7,15 @@ row and column, and a non-zero exit status; never a bare traceback.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import sys
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from costflow.errors import ConfigError, CostflowError
+from costflow.providers import CATALOG, NAMES
+from costflow.text import render_table
 
 LOG_FORMAT = "%(asctime)s %(message)s"
 
@@ -39,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                     "Apache Beam (e.g. --runner DataflowRunner --project P --region R).")
     ingest.add_argument("--source", action="append", required=True,
                         help="File, directory or glob (** allowed); repeat for more.")
-    ingest.add_argument("--provider", choices=["aws", "gcp", "azure"])
+    ingest.add_argument("--provider", choices=NAMES)
     ingest.add_argument("--format", dest="source_format")
     ingest.add_argument("--warehouse")
     ingest.add_argument("--json", action="store_true", help="Print the run report as JSON.")
@@ -113,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     fetch = rsub.add_parser(
         "fetch", help="Fetch a provider's cost recommendations into the warehouse, replacing "
                       "its previous ones.")
-    fetch.add_argument("--provider", required=True, choices=["aws", "gcp", "azure"])
+    fetch.add_argument("--provider", required=True, choices=CATALOG.with_recommender())
     fetch.add_argument("--scope", action="append", default=[], metavar="KEY=VALUE",
                        help="Where to look, e.g. region=us-east-1, project=web-prod, "
                             "subscription=<id>; repeat for more.")
@@ -121,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="Generate sample exports, ingest them, print costs.")
     demo.add_argument("--rows", type=int, default=50_000, help="Rows per month (default 50k).")
-    demo.add_argument("--provider", choices=["aws", "gcp", "azure"], default="aws",
+    demo.add_argument("--provider", choices=CATALOG.with_demo(), default="aws",
                       help="Which provider's sample exports to generate (default aws).")
     demo.add_argument("--out", help="Where to write the sample exports (default "
                                     "exports/<provider>).")
@@ -134,7 +133,7 @@ def _tenant_flags(parser: argparse.ArgumentParser) -> None:
                         help="Only this billing account's rows (repeat for more).")
     parser.add_argument("--sub-account", action="append", default=[],
                         help="Only this sub account / project / subscription (repeat).")
-    parser.add_argument("--provider", default="all", choices=["all", "aws", "gcp", "azure"])
+    parser.add_argument("--provider", default="all", choices=["all", *NAMES])
 
 
 def _scope_flags(parser: argparse.ArgumentParser) -> None:
@@ -198,9 +197,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def ingest_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
-    from costflow.pipelines.sources import with_period
+    from costflow.sources.contract import with_period
 
-    argv = [f"--source={with_period(s, args.start, args.end)}" for s in args.source]
+    argv = [f"--source={with_period(s, args.start, args.end, CATALOG.period_schemes)}"
+            for s in args.source]
     for flag, value in (("provider", args.provider), ("format", args.source_format),
                         ("warehouse", args.warehouse),
                         ("billing_currency", getattr(args, "billing_currency", None)),
@@ -258,7 +258,7 @@ def _query_costs(args: argparse.Namespace, warehouse: Any) -> str:
         warehouse, args.start, args.end, group_by=[time_dim, *group_by] if time_dim else group_by,
         filters=_filters(args.filter) or None, metric=args.metric, tenant=_tenant(args),
         provider=args.provider)
-    return render(table.to_pylist(), table.column_names, args.format)
+    return render_table(table.to_pylist(), table.column_names, args.format)
 
 
 def _provider(args: argparse.Namespace, warehouse: Any) -> Any:
@@ -270,7 +270,8 @@ def _provider(args: argparse.Namespace, warehouse: Any) -> Any:
 def _query_forecast(args: argparse.Namespace, warehouse: Any) -> str:
     import asyncio
 
-    from costflow.services.models import exact, to_json
+    from costflow.models import to_json
+    from costflow.text import exact
 
     result = asyncio.run(_provider(args, warehouse).get_forecast(
         args.start, args.end, args.granularity, metric=args.metric, currency=args.currency,
@@ -279,7 +280,7 @@ def _query_forecast(args: argparse.Namespace, warehouse: Any) -> str:
         return json.dumps(to_json(result), indent=2)
     rows = [{"start": p.period.start, "end": p.period.end, "currency": result.currency,
              "cost": p.cost, "lower": p.lower, "upper": p.upper} for p in result.points]
-    table = render(rows, ["start", "end", "currency", "cost", "lower", "upper"], args.format)
+    table = render_table(rows, ["start", "end", "currency", "cost", "lower", "upper"], args.format)
     if args.format == "csv":
         return table
     wape = "n/a" if result.backtest_wape is None else f"{result.backtest_wape:.2%}"
@@ -294,7 +295,7 @@ def _query_forecast(args: argparse.Namespace, warehouse: Any) -> str:
 def _query_recommendations(args: argparse.Namespace, warehouse: Any) -> str:
     import asyncio
 
-    from costflow.services.models import to_json
+    from costflow.models import to_json
 
     recs = asyncio.run(_provider(args, warehouse).get_recommendations(
         args.category, states=tuple(args.state or ["active"])))
@@ -306,13 +307,13 @@ def _query_recommendations(args: argparse.Namespace, warehouse: Any) -> str:
     if args.format == "csv":
         columns = list(to_json(recs[0])) if recs else columns
     rows = [vars(r) for r in recs]
-    return render(rows, columns, args.format)
+    return render_table(rows, columns, args.format)
 
 
 def _query_resources(args: argparse.Namespace, warehouse: Any) -> str:
     import asyncio
 
-    from costflow.services.models import to_json
+    from costflow.models import to_json
 
     found = asyncio.run(_provider(args, warehouse).get_resources(
         args.resource_type, start_date=args.start, end_date=args.end, metric=args.metric,
@@ -321,7 +322,7 @@ def _query_resources(args: argparse.Namespace, warehouse: Any) -> str:
         return json.dumps(to_json(found), indent=2)
     columns = ["resource_id", "resource_type", "provider", "service", "sub_account_id",
                "region_id", "currency", "cost", "rows"]
-    return render([vars(r) for r in found], columns, args.format)
+    return render_table([vars(r) for r in found], columns, args.format)
 
 
 def _mcp(args: argparse.Namespace, extra: list[str]) -> int:
@@ -332,55 +333,15 @@ def _mcp(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def render(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> str:
-    """Rows as a text table, JSON or CSV; decimals stay exact text."""
-    def text(v: Any) -> str:
-        if isinstance(v, Decimal):
-            from costflow.pipelines.report import exact
-            return exact(v)
-        return "" if v is None else str(v)
-
-    if fmt == "json":
-        return json.dumps([{c: text(r[c]) if isinstance(r[c], Decimal) else r[c]
-                            for c in columns} for r in rows], indent=2, default=str)
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([[text(r[c]) for c in columns] for r in rows])
-        return buf.getvalue().rstrip("\n")
-    cells = [[text(r[c]) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    numeric = [all(_is_number(row[i]) for row in cells) and cells for i in range(len(columns))]
-    def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if numeric[i] else v.ljust(w)
-                         for i, (v, w) in enumerate(zip(values, widths, strict=True))).rstrip()
-    out = [line(columns), line(["-" * w for w in widths])]
-    out += [line(row) for row in cells]
-    if not rows:
-        out.append("(no rows in this range)")
-    return "\n".join(out)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        Decimal(text)
-        return True
-    except ArithmeticError:
-        return False
-
-
 def _export(args: argparse.Namespace, extra: list[str]) -> int:
-    from costflow.services.costs import export_focus
+    from costflow.services.focus_export import export_dataset, export_focus
     from costflow.warehouse import connect, resolve_url
 
     warehouse = connect(resolve_url(args.warehouse))
     try:
         if args.out.endswith(".parquet"):
             rows = export_focus(warehouse, args.out, version=args.focus_version)
-        else:  # a FOCUS dataset directory with its metadata (costflow.quality.focus_dataset)
-            from costflow.quality.focus_dataset import export_dataset
-
+        else:  # a FOCUS dataset directory with its metadata (costflow.services.focus_export)
             written = export_dataset(warehouse, args.out, version=args.focus_version)
             rows = written["rows"]
             print(f"wrote {written['metadata']}: FOCUS {args.focus_version} dataset metadata")
@@ -392,7 +353,7 @@ def _export(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _recommendations(args: argparse.Namespace, extra: list[str]) -> int:
-    from costflow.recommendations import fetch_and_store
+    from costflow.services.recommendation_fetch import fetch_and_store
     from costflow.warehouse import resolve_url
 
     scope: dict[str, list[str]] = {}
@@ -409,7 +370,7 @@ def _recommendations(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _demo(args: argparse.Namespace, extra: list[str]) -> int:
-    from costflow.samples.demo import run_demo
+    from costflow.demo import run_demo
 
     print(run_demo(rows=args.rows, out_dir=args.out, warehouse=args.warehouse,
                    provider=args.provider))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import boto3
 
-from costflow.samples import aws_exports as ax
-from costflow.samples.aws_cur import generate_cur
+from costflow.providers.aws.samples import exports as ax
+from costflow.providers.aws.samples.cur import generate_cur
 
 BUCKET = "billing-bucket"
 LEGACY_PAYER, CUR2_PAYER, FOCUS_PAYER = "111111111111", "222222222222", "333333333333"

@@ -15,10 +15,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from costflow import recommendations
 from costflow.errors import ConfigError, SourceError
+from costflow.providers.aws import compute_optimizer as co
 from costflow.recommendations import FetchRequest
-from costflow.recommendations import aws_compute_optimizer as co
+from costflow.services.recommendation_fetch import fetch_and_store
 from costflow.warehouse.duckdb_engine import DuckDBWarehouse
 
 ACCOUNT = "123412340534"
@@ -154,7 +154,7 @@ def test_fetch_and_store_replaces_the_regions_previous_fetch(tmp_path, monkeypat
     url = f"duckdb:///{tmp_path}/w.duckdb"
     client, stub = _full_answer()
     monkeypatch.setattr(co, "_client", lambda region: client)
-    done = recommendations.fetch_and_store("aws", url, {"region": ["us-east-1"]})
+    done = fetch_and_store("aws", url, {"region": ["us-east-1"]})
     assert done["recommendations"] == 5
     # Next day: only i-0b2 is still over-provisioned, in the live spelling.
     client, stub = _stubbed(
@@ -164,7 +164,7 @@ def test_fetch_and_store_replaces_the_regions_previous_fetch(tmp_path, monkeypat
         ("get_ebs_volume_recommendations", {"volumeRecommendations": []}, {}),
         ("get_lambda_function_recommendations", {"lambdaFunctionRecommendations": []}, {}))
     monkeypatch.setattr(co, "_client", lambda region: client)
-    assert recommendations.fetch_and_store("aws", url, {"region": ["us-east-1"]})[
+    assert fetch_and_store("aws", url, {"region": ["us-east-1"]})[
         "recommendations"] == 1
     wh = DuckDBWarehouse(tmp_path / "w.duckdb")
     try:

@@ -18,11 +18,13 @@ import pytest
 
 from costflow.cli import main
 from costflow.errors import ConfigError, SourceError
-from costflow.pipelines import aws_ce
-from costflow.pipelines.ingest import run
-from costflow.pipelines.sources import with_period
+from costflow.providers import CATALOG
+from costflow.providers.aws import cost_explorer_api as aws_ce
+from costflow.sources.contract import PlanRequest, with_period
 from costflow.warehouse import connect
 from tests.test_s3_deliveries import s3_endpoint  # noqa: F401 - the shared moto server fixture
+
+AWS_REQUEST = PlanRequest("aws", None, CATALOG)  # a planner call restricted to aws
 
 PAYER = "999988887777"
 STS_ACCOUNT = "123456789012"   # what moto's STS GetCallerIdentity answers
@@ -111,12 +113,6 @@ def ce(s3_endpoint, monkeypatch, tmp_path):  # noqa: F811 - the imported fixture
     return moto
 
 
-def _ingest(tmp_path: Path, source: str) -> dict:
-    return run([f"--source={source}", "--provider=aws",
-                f"--warehouse=duckdb:///{tmp_path}/w.duckdb",
-                f"--staging_dir={tmp_path}/staging", f"--report_dir={tmp_path}/runs"])
-
-
 def _rows(tmp_path: Path, sql: str) -> list[dict]:
     wh = connect(f"duckdb:///{tmp_path}/w.duckdb")
     try:
@@ -133,10 +129,10 @@ FROM cost_analytics.cost_line_items GROUP BY 1, 2 ORDER BY 1, 2
 OCT = "aws-ce://{payer}?start=2024-10-01&end=2024-11-01"
 
 
-def test_two_page_answer_loads_every_group_exactly(ce, tmp_path):
+def test_two_page_answer_loads_every_group_exactly(ce, tmp_path, ingest):
     october = _month(date(2024, 10, 1), 31, 1)
     ce(*_pages(october, 20))
-    report = _ingest(tmp_path, OCT.format(payer=PAYER))
+    report = ingest(OCT.format(payer=PAYER), provider="aws")
     assert report["status"] == "succeeded"
     billed, effective, n = _totals(october)
     assert n == 63
@@ -170,18 +166,18 @@ def test_two_page_answer_loads_every_group_exactly(ce, tmp_path):
     assert any("63 daily rows" in w and "2 page(s)" in w for w in report["warnings"])
 
 
-def test_refetch_of_a_month_replaces_it_and_an_identical_answer_is_skipped(ce, tmp_path):
+def test_refetch_of_a_month_replaces_it_and_an_identical_answer_is_skipped(ce, tmp_path, ingest):
     ce(*_pages(_month(date(2024, 10, 1), 31, 1), 20))
     source = OCT.format(payer=PAYER)
-    assert _ingest(tmp_path, source)["status"] == "succeeded"
+    assert ingest(source, provider="aws")["status"] == "succeeded"
     before = _rows(tmp_path, SLICE)
-    again = _ingest(tmp_path, source)  # moto gives the same body the same answer
+    again = ingest(source, provider="aws")  # moto gives the same body the same answer
     assert again["status"] == "skipped" and _rows(tmp_path, SLICE) == before
     # Cost Explorer restates October (amounts changed, a day fewer in the answer).
     restated = _month(date(2024, 10, 1), 30, 3)
     ce.reset()
     ce(*_pages(restated, 10))
-    assert _ingest(tmp_path, source)["status"] == "succeeded"
+    assert ingest(source, provider="aws")["status"] == "succeeded"
     billed, effective, n = _totals(restated)
     assert _rows(tmp_path, SLICE) == [{"account": PAYER, "period": "2024-10-01",
                                        "billed": billed, "effective": effective, "n": n}]
@@ -223,10 +219,11 @@ def test_bad_uris_are_config_errors(uri, message):
 
 def test_with_period_appends_to_api_sources_only():
     start, end = date(2026, 10, 1), date(2026, 11, 1)
-    assert with_period("aws-ce://", start, end) == "aws-ce://?start=2026-10-01&end=2026-11-01"
-    assert with_period("azure-query://subscriptions/x?group=A", start, end) == \
+    api = CATALOG.period_schemes
+    assert with_period("aws-ce://", start, end, api) == "aws-ce://?start=2026-10-01&end=2026-11-01"
+    assert with_period("azure-query://subscriptions/x?group=A", start, end, api) == \
         "azure-query://subscriptions/x?group=A&start=2026-10-01&end=2026-11-01"
-    assert with_period("s3://b/cur/", start, end) == "s3://b/cur/"
+    assert with_period("s3://b/cur/", start, end, api) == "s3://b/cur/"
 
 
 def test_a_refused_query_names_the_source(ce, tmp_path):
@@ -238,5 +235,5 @@ def test_a_refused_query_names_the_source(ce, tmp_path):
         stub.add_client_error("get_cost_and_usage", "AccessDeniedException",
                               "User is not authorized to perform: ce:GetCostAndUsage")
         with pytest.raises(SourceError, match="AccessDeniedException: User is not authorized"):
-            aws_ce.plan_ce(OCT.format(payer=PAYER), "aws", None, client=client,
+            aws_ce.plan_ce(OCT.format(payer=PAYER), AWS_REQUEST, client=client,
                            cache_dir=str(tmp_path))

@@ -18,10 +18,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
 
+from costflow.providers import CATALOG
+from costflow.providers.aws import cur as aws_cur
+from costflow.providers.aws.cur import AwsCurLegacyNormalizer
 from costflow.schemas.focus import COST_LINE_ITEMS, SERVICE_SUBCATEGORIES
 from costflow.schemas.render import ARROW_TYPES
-from costflow.transforms import arrow_ops, aws_cur, registry
-from costflow.transforms.aws_cur import AwsCurLegacyNormalizer
+from costflow.transforms import arrow_ops
 
 NORMALIZER = AwsCurLegacyNormalizer()
 D = Decimal
@@ -212,7 +214,8 @@ def test_detect_and_required_columns_on_the_real_header(cur_sample):
     without = [h for h in header if h not in ("lineItem/UsageStartDate", "lineItem/CurrencyCode")]
     assert NORMALIZER.missing_required(without) == [
         "lineItem/UsageStartDate", "lineItem/CurrencyCode"]
-    assert isinstance(registry.detect(header, "aws", str(cur_sample)), AwsCurLegacyNormalizer)
+    detected = CATALOG.formats.detect(header, "aws", str(cur_sample))
+    assert isinstance(detected, AwsCurLegacyNormalizer)
 
 
 def test_detect_rejects_other_headers_and_recognises_an_incomplete_cur():
@@ -223,11 +226,11 @@ def test_detect_rejects_other_headers_and_recognises_an_incomplete_cur():
     incomplete = [name for name in BASE_COLUMNS if name != "lineItem/UnblendedCost"]
     assert NORMALIZER.detect(incomplete) is True
     assert NORMALIZER.missing_required(incomplete) == ["lineItem/UnblendedCost"]
-    assert isinstance(registry.get("aws_cur_legacy"), AwsCurLegacyNormalizer)
+    assert isinstance(CATALOG.formats.get("aws_cur_legacy"), AwsCurLegacyNormalizer)
 
 
 def test_service_table_covers_the_sample_and_common_services():
-    codes = set(aws_cur._SERVICE_CODES)
+    codes = set(aws_cur.SERVICE_CODES)
     sample_codes = {"AmazonS3", "AWSGlue", "AWSQueueService", "AmazonSNS", "AmazonCloudWatch",
                     "awskms", "AWSMigrationHubRefactorSpaces", "AWSCloudShell", "AmazonEFS",
                     "AWSSecretsManager", "AWSCloudTrail", "AmazonStates", "AWSIoT",
@@ -244,7 +247,7 @@ def test_service_table_refuses_a_subcategory_of_another_category(tmp_path):
     bad.write_text("product_code,service_category,service_subcategory\n"
                    "AmazonS3,Storage,Virtual Machines\n")
     with pytest.raises(ValueError, match="'Virtual Machines' is not a subcategory of 'Storage'"):
-        aws_cur._load_services(bad)
+        aws_cur.load_services(bad)
 
 
 def test_plain_usage_row_maps_every_column():

@@ -12,21 +12,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from costflow.pipelines.file_sources import inspect, read_csv, read_parquet
-from costflow.samples import aws_exports as ax
-from costflow.samples.aws_cur import generate_cur
-from costflow.transforms import registry
-from costflow.transforms.aws_cur_shapes import athena_name, cur2_name
+from costflow.providers import CATALOG
+from costflow.providers.aws.cur_shapes import athena_name, cur2_name
+from costflow.providers.aws.samples import exports as ax
+from costflow.providers.aws.samples.cur import generate_cur
+from costflow.sources.contract import PlanRequest
+from costflow.sources.files import inspect
 
 D = Decimal
 
 
 def _mapped(path: Path):
-    source = inspect(str(path), "aws", None)
-    reader = read_parquet if source.container == "parquet" else read_csv
-    batches = [b for _, b in reader(source)]
+    source = inspect(str(path), PlanRequest("aws", None, CATALOG))
+    batches = [b for _, b in CATALOG.read_batches(source)]
     batch = pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
-    return source.source_format, registry.get(source.source_format).map(batch)
+    return source.source_format, CATALOG.formats.get(source.source_format).map(batch)
 
 
 def test_legacy_parquet_cur2_csv_and_cur2_parquet_give_identical_focus_rows(tmp_path):
@@ -94,7 +94,7 @@ def _batch(*rows: dict) -> pa.RecordBatch:
 
 def test_cur2_csv_maps_currencies_cost_categories_and_discounts():
     final = {**CUR2_ROW, "bill_invoice_id": "EUINIE23-123"}
-    normalizer = registry.get("aws_cur2")
+    normalizer = CATALOG.formats.get("aws_cur2")
     mapped = normalizer.map(_batch(CUR2_ROW, final))
     c = {k: v.to_pylist() for k, v in mapped.columns.items()}
     assert mapped.errors == []
@@ -113,7 +113,7 @@ def test_marketplace_rows_keep_aws_as_issuer_and_name_the_seller():
     saas = {**CUR2_ROW, "bill_billing_entity": "AWS Marketplace", "line_item_resource_id": None,
             "line_item_legal_entity": "Example Software Ltd", "line_item_product_code": "abc123"}
     ami = {**saas, "line_item_resource_id": "i-0def"}
-    mapped = registry.get("aws_cur2").map(_batch(CUR2_ROW, saas, ami))
+    mapped = CATALOG.formats.get("aws_cur2").map(_batch(CUR2_ROW, saas, ami))
     c = {k: v.to_pylist() for k, v in mapped.columns.items()}
     assert c["InvoiceIssuerName"] == c["ProviderName"] == ["AWS"] * 3  # BilledCost-C-005-C
     assert c["PublisherName"] == ["AWS", "Example Software Ltd", "Example Software Ltd"]
@@ -124,30 +124,36 @@ def test_marketplace_rows_keep_aws_as_issuer_and_name_the_seller():
 
 def test_bad_map_json_is_a_row_error_naming_the_column():
     bad = {**CUR2_ROW, "resource_tags": "{not json"}
-    mapped = registry.get("aws_cur2").map(_batch(CUR2_ROW, bad))
+    mapped = CATALOG.formats.get("aws_cur2").map(_batch(CUR2_ROW, bad))
     assert [(e.column, e.mask.to_pylist()) for e in mapped.errors] == [
         ("resource_tags", [False, True])]
 
 
 def test_cur2_missing_required_names_the_snake_case_column():
-    normalizer = registry.get("aws_cur2")
+    normalizer = CATALOG.formats.get("aws_cur2")
     columns = [c for c in CUR2_ROW if c != "line_item_unblended_cost"]
     assert normalizer.detect(columns) and normalizer.missing_required(columns) == [
         "line_item_unblended_cost"]
-    assert not registry.get("aws_cur_legacy_parquet").detect(columns)
+    assert not CATALOG.formats.get("aws_cur_legacy_parquet").detect(columns)
 
 
 def test_focus_export_parquet_keeps_x_columns_and_reconciles(tmp_path):
     info = generate_cur(tmp_path / "cur.csv.gz", 400, month="2023-11")
+    # ax.to_focus builds the export with our own CUR normalizer, so the expected values come
+    # from the written file itself, read with pyarrow alone (doubles as their shortest decimal
+    # text, the x_ columns as written), and from the CUR generator's own total.
     focus = ax.to_focus(ax.read_legacy_csv(info.path))
     path = tmp_path / "focus.snappy.parquet"
     pq.write_table(focus, path)
+    written = pq.read_table(path).to_pydict()
     fmt, mapped = _mapped(path)
     assert fmt == "aws_focus" and mapped.errors == []
+    assert mapped.columns["BilledCost"].to_pylist() == [D(repr(v)) for v in written["BilledCost"]]
     assert sum(mapped.columns["BilledCost"].to_pylist()) == info.unblended_total
+    assert mapped.columns["x_ServiceCode"].to_pylist() == written["x_ServiceCode"]
     assert mapped.columns["x_ServiceCode"].null_count == 0
     assert mapped.columns["HostProviderName"].to_pylist() == ["AWS"] * 400
-    assert registry.get("focus", "aws").source_format == "aws_focus"  # --format focus
+    assert CATALOG.formats.get("focus", "aws").source_format == "aws_focus"  # --format focus
 
 
 def test_focus_export_csv_timestamps_without_zone_are_utc():
@@ -156,7 +162,7 @@ def test_focus_export_csv_timestamps_without_zone_are_utc():
            "2024-02-01T00:00:00Z", "ChargeCategory": "Usage", "ChargePeriodStart":
            "2024-01-02 00:00:00", "ChargePeriodEnd": "2024-01-03 00:00:00", "ProviderName": "AWS",
            "x_ServiceCode": "AmazonS3", "Tags": '{"env":"prod"}'}
-    mapped = registry.get("aws_focus").map(_batch(row))
+    mapped = CATALOG.formats.get("aws_focus").map(_batch(row))
     assert mapped.errors == []
     assert str(mapped.columns["BillingPeriodStart"][0]) == "2024-01-01 00:00:00+00:00"
     assert mapped.columns["Tags"].to_pylist() == ['{"env":"prod"}']

@@ -10,8 +10,8 @@ import pytest
 from botocore.stub import Stubber
 
 from costflow.errors import ConfigError, SourceError
-from costflow.services.aws_forecast import fetch_cost_forecast
-from costflow.services.models import TimePeriod
+from costflow.models import TimePeriod
+from costflow.providers.aws.forecast import fetch_cost_forecast
 
 # Shaped like a real answer: every value a string, Total in the billing currency [PF §2.6].
 ANSWER = {

@@ -14,7 +14,10 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.mgmt.advisor import AdvisorManagementClient
 
 from costflow.errors import ConfigError
-from costflow.recommendations import FetchRequest, azure_advisor, fetch_and_store, providers
+from costflow.providers import CATALOG
+from costflow.providers.azure import advisor as azure_advisor
+from costflow.recommendations import FetchRequest
+from costflow.services.recommendation_fetch import fetch_and_store
 from costflow.warehouse import connect
 from tests.test_azure_query import FakeCredential, Recorded
 
@@ -157,7 +160,7 @@ def test_end_to_end_into_duckdb_replaces_per_subscription(recorded, tmp_path: Pa
                      {"savingsAmount": "10.5", "savingsCurrency": "USD"})
     answers[SUB] = [(200, {}, PAGE_1), (200, {}, PAGE_2)]
     answers[OTHER] = [(200, {}, {"value": [other_rec], "nextLink": None})]
-    assert "azure" in providers()
+    assert "azure" in CATALOG.with_recommender()
     done = fetch_and_store("azure", url, {"subscription": [SUB, OTHER]})
     assert done["recommendations"] == 5
     # The next fetch of SUB alone lists only the disk: the rest of SUB disappears, OTHER stays.

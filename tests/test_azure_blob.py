@@ -16,8 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from costflow.pipelines.ingest import run
-from costflow.pipelines.sources import plan_sources
+from costflow.providers import CATALOG
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURITE = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "azurite-blob"
@@ -117,20 +116,17 @@ RUN_3 = "33333333-aaaa-4bbb-8ccc-000000000003"
 
 
 def test_latest_run_per_month_replaces_the_month(azurite: str, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                 monkeypatch: pytest.MonkeyPatch, ingest) -> None:
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
     warehouse = tmp_path / "w.duckdb"
-    argv = ["--provider", "azure", "--source", "az://costexports/daily/",
-            "--warehouse", f"duckdb:///{warehouse}", "--staging_dir", str(tmp_path / "stg"),
-            "--report_dir", str(tmp_path / "runs")]
     # Two runs of October: the second is the month-to-date snapshot that supersedes the first.
     _upload(azurite, "202310031200", RUN_1, "2023-10-03T12:00:00Z", {1: "2.40", 2: "2.40"})
     _upload(azurite, "202310041200", RUN_2, "2023-10-04T12:00:00Z",
             {1: "2.40", 2: "2.40", 3: "2.64"})
-    plan = plan_sources(["az://costexports/daily/"], "azure")
+    plan = CATALOG.plan(["az://costexports/daily/"], "azure")
     assert [f.delivery_id for f in plan.files] == [RUN_2]
     assert any("1 older run(s) passed over" in n for n in plan.notes)
-    report = run(argv)
+    report = ingest("az://costexports/daily/", provider="azure")
     assert report["status"] == "succeeded"
     [slice_] = report["slices"]
     assert (slice_["billing_account_id"], slice_["source_basis"]) == ("8611537", "7.44")
@@ -139,7 +135,7 @@ def test_latest_run_per_month_replaces_the_month(azurite: str, tmp_path: Path,
     # A third run restates day 2 and adds day 4: the month is replaced, nothing is doubled.
     _upload(azurite, "202310051200", RUN_3, "2023-10-05T12:00:00Z",
             {1: "2.40", 2: "1.20", 3: "2.64", 4: "2.64"})
-    report = run(argv)
+    report = ingest("az://costexports/daily/", provider="azure")
     assert report["status"] == "succeeded"
     assert report["slices"][0]["source_basis"] == "8.88"
     assert _month(warehouse) == (4, Decimal("8.88"), 4)
@@ -151,7 +147,7 @@ def test_manifest_order_beats_folder_names(azurite: str, monkeypatch: pytest.Mon
     """A re-run submitted later wins even when its folder timestamp sorts earlier."""
     from azure.storage.blob import BlobServiceClient
 
-    from costflow.pipelines.azure_blob import latest_runs
+    from costflow.providers.azure.blob import latest_runs
 
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
     _upload(azurite, "202310061200", "44444444-aaaa-4bbb-8ccc-000000000004",

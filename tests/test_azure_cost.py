@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from costflow.errors import ConfigError, SourceError
-from costflow.pipelines import file_sources
-from costflow.pipelines.azure_exports import AzureSourceFile, finish_plan, read_azure
-from costflow.pipelines.sources import Plan, plan_sources
-from costflow.transforms import registry
+from costflow.providers import CATALOG
+from costflow.providers.azure.exports import AzureSourceFile, finish_plan, read_azure
+from costflow.sources import files as file_sources
+from costflow.sources.contract import Plan, PlanRequest
 from costflow.transforms.contract import BatchContext
 from costflow.transforms.finalize import finalize
 from tests.conftest import require_shared
@@ -86,11 +86,11 @@ def write_variant(path: Path, variant: str) -> Path:
 
 
 def normalize(path: Path, fmt: str | None = None):
-    source = file_sources.inspect(str(path), "azure", fmt)
+    source = file_sources.inspect(str(path), PlanRequest("azure", fmt, CATALOG))
     assert source is not None
-    normalizer = registry.get(source.source_format)
+    normalizer = CATALOG.formats.get(source.source_format)
     results = []
-    for first, batch in file_sources.read_csv(source):
+    for first, batch in file_sources.read_csv(source, CATALOG):
         ctx = BatchContext(str(path), source.source_format, "azure", first, "run-1",
                            datetime(2026, 1, 1, tzinfo=UTC))
         results.append(finalize(batch, normalizer.map(batch), ctx))
@@ -165,14 +165,14 @@ def test_real_amortized_sample_alone_keeps_every_cent() -> None:
 @pytest.mark.needs_shared
 def test_no_rows_file_is_planned_as_empty() -> None:
     path = require_shared("samples/azure/ea_no_rows.csv")
-    plan = plan_sources([str(path)], "azure")
+    plan = CATALOG.plan([str(path)], "azure")
     assert plan.files == [] and plan.empty_files == [str(path)]
 
 
 def _paired(shared: Path) -> list[AzureSourceFile]:
     actual, amortized = (str(shared / "ea_actual_small.csv"),
                          str(shared / "ea_amortized_small.csv"))
-    plan = plan_sources([actual, amortized], "azure")
+    plan = CATALOG.plan([actual, amortized], "azure")
     assert all(isinstance(f, AzureSourceFile) for f in plan.files)
     return plan.files  # type: ignore[return-value]
 
@@ -183,11 +183,11 @@ def test_actual_and_amortized_are_joined_not_added() -> None:
     files = _paired(shared)
     assert [(Path(f.uri).name, f.dataset) for f in files] == [
         ("ea_actual_small.csv", "actual"), ("ea_amortized_small.csv", "amortized")]
-    normalizer = registry.get("azure_cost_details")
+    normalizer = CATALOG.formats.get("azure_cost_details")
     out = {}
     for source in files:
         rows, dead, basis = [], 0, Decimal(0)
-        for first, batch in read_azure(source):
+        for first, batch in read_azure(source, CATALOG):
             ctx = BatchContext(source.uri, source.source_format, "azure", first, "r",
                                datetime(2026, 1, 1, tzinfo=UTC))
             done = finalize(batch, normalizer.map(batch), ctx)
@@ -229,15 +229,15 @@ def test_unpairable_actual_and_amortized_are_refused(tmp_path: Path) -> None:
     other.mkdir()
     amortized = write_variant(other / "amortized_costs.csv", "ea")
     with pytest.raises(ConfigError, match="could not be paired"):
-        plan_sources([str(actual), str(amortized)], "azure")
+        CATALOG.plan([str(actual), str(amortized)], "azure")
 
 
 def test_unpaired_file_says_what_could_not_be_derived(tmp_path: Path) -> None:
     path = write_variant(tmp_path / "export.csv", "ea")
-    plan = plan_sources([str(path)], "azure")
+    plan = CATALOG.plan([str(path)], "azure")
     assert any("without its amortized-cost companion" in n for n in plan.notes)
-    [(_, batch)] = list(read_azure(plan.files[0]))
-    mapped = registry.get("azure_cost_details").map(batch)
+    [(_, batch)] = list(read_azure(plan.files[0], CATALOG))
+    mapped = CATALOG.formats.get("azure_cost_details").map(batch)
     flags = mapped.columns["x_DataQualityFlags"].to_pylist()
     assert all("EffectiveCost:from_actual_cost" in f for f in flags)
 
@@ -258,19 +258,19 @@ def test_unknown_header_set_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "mystery.csv"
     path.write_text("UsageDay,Amount,Subscription\n2023-09-01,1.5,abc\n")
     with pytest.raises(SourceError, match="mystery.csv.*matches no known azure export format"):
-        plan_sources([str(path)], "azure")
+        CATALOG.plan([str(path)], "azure")
 
 
 def test_missing_currency_column_names_it(tmp_path: Path) -> None:
     path = tmp_path / "nocurrency.csv"
     path.write_text("SubscriptionId,Date,CostInBillingCurrency\nabc,09/01/2023,1.5\n")
     with pytest.raises(SourceError, match="nocurrency.csv.*BillingCurrencyCode"):
-        plan_sources([str(path)], "azure")
+        CATALOG.plan([str(path)], "azure")
 
 
 def test_finisher_leaves_other_providers_alone(tmp_path: Path) -> None:
     plan = Plan(files=[], empty_files=["x.csv"], notes=["n"])
-    assert finish_plan(plan) is plan
+    assert finish_plan(plan, CATALOG) is plan
 
 
 def test_a_quantity_with_more_than_18_decimals_is_rounded_not_dead_lettered(tmp_path) -> None:

@@ -19,9 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from costflow import cli
 from costflow.errors import ConfigError
-from costflow.transforms import registry
+from costflow.providers import CATALOG
 from costflow.warehouse import connect
 from tests.conftest import require_shared
 
@@ -71,14 +70,6 @@ def _write_parquet(path: Path, header: list[str], rows: list[dict[str, str]]) ->
     return path
 
 
-def _ingest(tmp_path: Path, source: Path, capsys: pytest.CaptureFixture[str]) -> dict:
-    code = cli.main(["ingest", "--provider", "azure", "--source", str(source),
-                     "--warehouse", f"duckdb:///{tmp_path}/w.duckdb", "--json",
-                     f"--staging_dir={tmp_path}/stg", f"--report_dir={tmp_path}/runs"])
-    assert code == 0
-    return json.loads(capsys.readouterr().out)
-
-
 def _check_reconciled(report: dict, expected: dict[tuple[str, str], Decimal]) -> None:
     assert report["status"] == "succeeded"
     got = {(s["billing_account_id"], s["billing_period_start"][:7]): s for s in report["slices"]}
@@ -93,14 +84,14 @@ def _check_reconciled(report: dict, expected: dict[tuple[str, str], Decimal]) ->
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("container", ["csv", "parquet"])
 def test_microsoft_rows_of_the_focus_sample_reconcile_exactly(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], container: str) -> None:
+        tmp_path: Path, ingest, container: str) -> None:
     header, rows = _microsoft_rows()
     assert len(rows) == 51
     expected = _expected(rows)
     assert expected == {(ACCOUNT, "2024-09"): Decimal("1.97651418586")}
     write = _write_csv if container == "csv" else _write_parquet
     source = write(tmp_path / f"focus.{container}", header, rows)
-    report = _ingest(tmp_path, source, capsys)
+    report = ingest(source, provider="azure", cli=True)  # `costflow ingest --json`
     _check_reconciled(report, expected)
     warehouse = connect(f"duckdb:///{tmp_path}/w.duckdb")
     try:
@@ -147,7 +138,7 @@ def test_full_microsoft_header_is_detected_and_keeps_declared_x_columns() -> Non
            "x_SkuMeterCategory": "Virtual Machines", "x_BilledCostInUsd": "13.4375",
            "x_EffectiveCostInUsd": "NULL"}
     columns = list(row)
-    normalizer = registry.detect(columns, None, "mem://focus.csv")
+    normalizer = CATALOG.formats.detect(columns, None, "mem://focus.csv")
     assert normalizer.source_format == "azure_focus"
     batch = pa.RecordBatch.from_pydict({k: [v] for k, v in row.items()})
     mapped = normalizer.map(batch)
@@ -167,7 +158,7 @@ def test_rows_of_another_provider_are_dead_letters_not_azure_costs() -> None:
            "BillingPeriodEnd": ["2024-10-01 00:00:00"] * 2, "ChargeCategory": ["Usage"] * 2,
            "ChargePeriodStart": ["2024-09-01 00:00:00"] * 2,
            "ChargePeriodEnd": ["2024-09-02 00:00:00"] * 2, "ProviderName": ["Microsoft", "Oracle"]}
-    mapped = registry.get("azure_focus").map(pa.RecordBatch.from_pydict(row))
+    mapped = CATALOG.formats.get("azure_focus").map(pa.RecordBatch.from_pydict(row))
     assert [(e.column, e.mask.to_pylist()) for e in mapped.errors] == [
         ("ProviderName", [False, True])]
 
@@ -176,11 +167,11 @@ def test_plain_focus_header_needs_the_provider_and_short_name_needs_it_too() -> 
     header, _ = ["BilledCost", "BillingAccountId", "BillingCurrency", "BillingPeriodStart",
                  "BillingPeriodEnd", "ChargeCategory", "ChargePeriodStart", "ChargePeriodEnd",
                  "ProviderName"], None
-    assert registry.detect(header, "azure", "f.csv").source_format == "azure_focus"
-    assert registry.detect(header, "aws", "f.csv").source_format == "aws_focus"
+    assert CATALOG.formats.detect(header, "azure", "f.csv").source_format == "azure_focus"
+    assert CATALOG.formats.detect(header, "aws", "f.csv").source_format == "aws_focus"
     from costflow.errors import SourceError
     with pytest.raises(SourceError, match="matches no known export format"):
-        registry.detect(header, None, "f.csv")
-    assert registry.get("focus", "azure").source_format == "azure_focus"
+        CATALOG.formats.detect(header, None, "f.csv")
+    assert CATALOG.formats.get("focus", "azure").source_format == "azure_focus"
     with pytest.raises(ConfigError, match="aws_focus, azure_focus"):
-        registry.get("focus")
+        CATALOG.formats.get("focus")

@@ -11,39 +11,38 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from costflow.pipelines.ingest import run
-from costflow.samples.azure_export import EA_COLUMNS, MCA_COLUMNS, decimal_text, write_export
-from costflow.warehouse import connect
+from costflow.providers.azure.samples.export import (
+    EA_COLUMNS,
+    MCA_COLUMNS,
+    decimal_text,
+    write_export,
+)
+
+# What the tests read back from the warehouse after each ingest.
+QUERIES = {
+    "by_sub": "SELECT SubAccountId AS sub, SUM(BilledCost) AS billed, SUM(EffectiveCost) AS eff, "
+              "COUNT(*) AS n FROM cost_analytics.cost_line_items GROUP BY 1 ORDER BY 1",
+    "detail": "SELECT ChargeCategory AS c, CommitmentDiscountStatus AS s, SUM(BilledCost) AS b, "
+              "SUM(EffectiveCost) AS e, SUM(ListCost) AS l, COUNT(*) AS n "
+              "FROM cost_analytics.cost_line_items GROUP BY 1, 2 ORDER BY 1, 2",
+}
 
 
-def _ingest(tmp_path: Path, root: Path) -> tuple[dict, list[dict], dict]:
-    url = f"duckdb:///{tmp_path}/w.duckdb"
-    # A glob of the parts, not the folder: costflow.pipelines.nested_files (work in progress
+def _parts(root: Path) -> str:
+    # A glob of the parts, not the folder: costflow.providers.gcp.export_files (work in progress
     # elsewhere) plans every *.json in a folder as JSON lines, manifest.json included.
-    report = run([f"--source={root}/**/part_*", "--provider=azure", f"--warehouse={url}",
-                  f"--staging_dir={tmp_path}/stg", f"--report_dir={tmp_path}/runs"])
-    warehouse = connect(url)
-    try:
-        by_sub = warehouse.query(
-            "SELECT SubAccountId AS sub, SUM(BilledCost) AS billed, SUM(EffectiveCost) AS eff, "
-            "COUNT(*) AS n FROM cost_analytics.cost_line_items GROUP BY 1 ORDER BY 1").to_pylist()
-        detail = warehouse.query(
-            "SELECT ChargeCategory AS c, CommitmentDiscountStatus AS s, SUM(BilledCost) AS b, "
-            "SUM(EffectiveCost) AS e, SUM(ListCost) AS l, COUNT(*) AS n "
-            "FROM cost_analytics.cost_line_items GROUP BY 1, 2 ORDER BY 1, 2").to_pylist()
-    finally:
-        warehouse.close()
-    return report, by_sub, {"detail": detail}
+    return f"{root}/**/part_*"
 
 
 @pytest.mark.parametrize("schema, container", [("ea", "csv"), ("mca", "csv.gz"),
                                                ("ea", "parquet")])
 def test_a_generated_month_ingests_and_reconciles(tmp_path: Path, schema: str,
-                                                  container: str) -> None:
+                                                  container: str, ingest) -> None:
     root = tmp_path / "exports"
     actual, amortized = write_export(root, "2026-10", 3_000, schema=schema, container=container,
                                      seed=5)
-    report, by_sub, _ = _ingest(tmp_path, root)
+    report, found = ingest(_parts(root), provider="azure", queries=QUERIES)
+    by_sub = found["by_sub"]
     assert report["status"] == "succeeded"
     [slice_] = report["slices"]
     assert Decimal(slice_["source_basis"]) == actual.total
@@ -56,15 +55,16 @@ def test_a_generated_month_ingests_and_reconciles(tmp_path: Path, schema: str,
     assert any("paired_with" in s for s in report["sources"])
 
 
-def test_csv_and_parquet_of_the_same_data_load_the_same_numbers(tmp_path: Path) -> None:
+def test_csv_and_parquet_of_the_same_data_load_the_same_numbers(tmp_path: Path, ingest) -> None:
     out = {}
     for container in ("csv", "parquet"):
         root = tmp_path / container / "exports"
         write_export(root, "2026-10", 500, container=container, seed=9)
-        _, by_sub, detail = _ingest(tmp_path / container, root)
-        out[container] = (by_sub, detail)
+        _, found = ingest(_parts(root), provider="azure", tmp=tmp_path / container,
+                          queries=QUERIES)
+        out[container] = found
     assert out["csv"] == out["parquet"]
-    detail = out["csv"][1]["detail"]
+    detail = out["csv"]["detail"]
     purchase = next(r for r in detail if r["c"] == "Purchase")
     assert purchase["e"] == 0 and purchase["b"] > 0  # the fee is amortized, not re-counted
     unused = next(r for r in detail if r["s"] == "Unused")

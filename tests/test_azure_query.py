@@ -16,10 +16,13 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.mgmt.costmanagement import CostManagementClient
 
 from costflow.errors import ConfigError
-from costflow.pipelines.azure_query import parse_uri, plan_query, read_query
-from costflow.transforms import registry
+from costflow.providers import CATALOG
+from costflow.providers.azure.query_api import parse_uri, plan_query, read_query
+from costflow.sources.contract import PlanRequest
 from costflow.transforms.contract import BatchContext
 from costflow.transforms.finalize import finalize
+
+AZURE_REQUEST = PlanRequest("azure", None, CATALOG)  # a planner call restricted to azure
 
 SUB = "00000000-0000-0000-0000-000000000001"
 URI = f"azure-query://subscriptions/{SUB}?start=2026-10-01&end=2026-11-01"
@@ -88,7 +91,7 @@ def _client(answers: list[tuple[int, dict, dict]]) -> tuple[CostManagementClient
 def test_pages_and_throttling_are_followed(tmp_path: Path) -> None:
     throttled = (429, {"Retry-After": "0"}, {"error": {"code": "429", "message": "Too many"}})
     client, adapter = _client([(200, {}, PAGE_1), throttled, (200, {}, PAGE_2)])
-    plan = plan_query(URI, "azure", None, client=client, cache_dir=str(tmp_path))
+    plan = plan_query(URI, AZURE_REQUEST, client=client, cache_dir=str(tmp_path))
     # Three HTTP calls: page 1, the throttled page 2, and its retry.
     assert len(adapter.seen) == 3
     assert "$skiptoken=page2token" in adapter.seen[2].url
@@ -99,8 +102,8 @@ def test_pages_and_throttling_are_followed(tmp_path: Path) -> None:
     assert json.loads(adapter.seen[2].body) == body  # the same query re-posted
     [source] = plan.files
     assert source.source_format == "azure_cost_query" and source.uri == URI
-    batches = list(read_query(source))
-    normalizer = registry.get("azure_cost_query")
+    batches = list(read_query(source, CATALOG))
+    normalizer = CATALOG.formats.get("azure_cost_query")
     rows = []
     for first, batch in batches:
         ctx = BatchContext(URI, source.source_format, "azure", first, "r",
@@ -126,7 +129,7 @@ def test_pages_and_throttling_are_followed(tmp_path: Path) -> None:
 def test_empty_answer_loads_nothing(tmp_path: Path) -> None:
     empty = {"properties": {"nextLink": None, "columns": COLUMNS, "rows": []}}
     client, _ = _client([(200, {}, empty)])
-    plan = plan_query(URI, "azure", None, client=client, cache_dir=str(tmp_path))
+    plan = plan_query(URI, AZURE_REQUEST, client=client, cache_dir=str(tmp_path))
     assert plan.files == [] and plan.empty_files == [URI]
 
 
@@ -149,7 +152,7 @@ def test_part_of_a_month_is_queried_as_whole_months(tmp_path: Path) -> None:
                      today=date(2026, 11, 26))
     assert (spec.end, spec.widened) == (date(2026, 11, 27), True)
     client, adapter = _client([(200, {}, PAGE_2)])
-    plan = plan_query(uri, "azure", None, client=client, cache_dir=str(tmp_path))
+    plan = plan_query(uri, AZURE_REQUEST, client=client, cache_dir=str(tmp_path))
     body = json.loads(adapter.seen[0].body)
     assert body["timePeriod"]["from"].startswith("2026-10-01")
     assert body["timePeriod"]["to"].startswith("2026-10-31T23:59:59")

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from costflow.errors import SourceError
-from costflow.pipelines.ingest import run
 from costflow.pipelines.report import format_summary
 from costflow.warehouse import connect
 from tests.conftest import require_shared
@@ -64,22 +63,16 @@ def expected_slices(files: list[Path]) -> dict[tuple[str | None, str], Decimal]:
     return dict(totals)
 
 
-def _argv(tmp_path: Path, source: Path, *extra: str) -> list[str]:
-    return [f"--source={source}", "--provider=azure",
-            f"--warehouse=duckdb:///{tmp_path}/w.duckdb", f"--staging_dir={tmp_path}/stg",
-            f"--report_dir={tmp_path}/runs", *extra]
-
-
-def test_files_without_currency_need_the_users_assertion(tmp_path: Path) -> None:
+def test_files_without_currency_need_the_users_assertion(ingest) -> None:
     folder = require_shared("samples/azure")
     with pytest.raises(SourceError, match=r"values/MissingBrackets.csv.*no currency column.*"
                                           r"--billing-currency"):
-        run(_argv(tmp_path, folder))
+        ingest(folder, provider="azure")
 
 
-def test_every_sample_file_ingests_and_reconciles_per_slice(tmp_path: Path) -> None:
+def test_every_sample_file_ingests_and_reconciles_per_slice(tmp_path: Path, ingest) -> None:
     folder = require_shared("samples/azure")
-    report = run(_argv(tmp_path, folder, "--billing_currency=USD"))
+    report = ingest(folder, provider="azure", extra=["--billing_currency=USD"])
     assert report["status"] == "succeeded"
     every = sorted(folder.rglob("*.csv"))
     assert len(every) == 12
@@ -137,9 +130,9 @@ def test_cli_flag_becomes_the_pipeline_option() -> None:
     assert PipelineOptions(argv).view_as(SourceOptions).billing_currency == "EUR"
 
 
-def test_a_malformed_assertion_is_refused(tmp_path: Path) -> None:
+def test_a_malformed_assertion_is_refused(ingest) -> None:
     from costflow.errors import ConfigError
 
     source = require_shared("samples/azure/values/MissingBrackets.csv")
     with pytest.raises(ConfigError, match="not an ISO 4217 code"):
-        run(_argv(tmp_path, source, "--billing_currency=usd"))
+        ingest(source, provider="azure", extra=["--billing_currency=usd"])

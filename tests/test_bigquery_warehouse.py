@@ -26,7 +26,8 @@ from costflow.errors import ConfigError, IngestFailed, ReconciliationError
 from costflow.reconcile import SliceKey
 from costflow.schemas.focus import COST_LINE_ITEMS
 from costflow.schemas.render import ALL_TABLES, bigquery_schema
-from costflow.services.costs import costs_by_dimension, export_focus
+from costflow.services.costs import costs_by_dimension
+from costflow.services.focus_export import export_focus
 from costflow.warehouse.base import StagedRun
 from costflow.warehouse.bigquery_engine import BigQueryWarehouse, query_parameters, staging_name
 from tests.warehouse_rows import ACCOUNT, DEC, NOV, SOURCE, cost_row, expected_for, run_start, stage

@@ -12,7 +12,8 @@ import pytest
 
 from costflow.errors import ConfigError
 from costflow.schemas.focus import COST_LINE_ITEMS, focus_columns
-from costflow.services.costs import DIMENSIONS, METRICS, costs_by_dimension, export_focus
+from costflow.services.costs import DIMENSIONS, METRICS, costs_by_dimension
+from costflow.services.focus_export import export_focus
 from costflow.warehouse.base import Warehouse
 from costflow.warehouse.duckdb_engine import DuckDBWarehouse
 from tests.warehouse_rows import (

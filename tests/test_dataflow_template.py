@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import posixpath
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from costflow.pipelines.options import QualityOptions, SourceOptions, WarehouseOptions
 from tests.conftest import ROOT
+
+TEMPLATE = ROOT / "dataflow_templates/ingest"
 
 
 def _flags(options_class) -> set[str]:
@@ -32,3 +39,52 @@ def test_flags_parse_as_snake_case_options():
     assert opts.view_as(SourceOptions).source == ["a.csv", "b.csv"]
     assert opts.view_as(SourceOptions).source_format == "aws_cur_legacy"
     assert opts.view_as(QualityOptions).max_dead_letter_ratio == 0.5
+
+
+def test_launcher_reports_a_missing_source_and_exits_2(tmp_path: Path):
+    # Run from an empty directory, so nothing of the repository's working tree is on sys.path
+    # but the launcher's own directory: it must reach costflow as the installed package.
+    done = subprocess.run([sys.executable, str(TEMPLATE / "main.py"), "--provider=aws"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "error: No --source given" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def _dockerfile() -> tuple[str, dict[str, str]]:
+    """The image path FLEX_TEMPLATE_PYTHON_PY_FILE names, and each COPY's image path -> source.
+
+    Docker's rule: with several sources or a destination ending in "/", each source goes
+    into the destination directory under its own name; otherwise the destination is its path.
+    """
+    workdir, py_file, copies = "/", None, {}
+    for line in (TEMPLATE / "Dockerfile").read_text().splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        instruction, args = words[0].upper(), words[1:]
+        if instruction == "WORKDIR":
+            workdir = posixpath.join(workdir, args[0])
+        elif instruction == "COPY":
+            assert not any(a.startswith("--") for a in args), f"unhandled COPY flags: {line}"
+            *sources, dest = args
+            into_dir = len(sources) > 1 or dest.endswith("/")
+            for src in sources:
+                path = posixpath.join(workdir, dest, posixpath.basename(src) if into_dir else "")
+                copies[posixpath.normpath(path)] = posixpath.normpath(src)
+        elif instruction == "ENV" and args[0].startswith("FLEX_TEMPLATE_PYTHON_PY_FILE="):
+            py_file = posixpath.normpath(posixpath.join(workdir, args[0].partition("=")[2]))
+    assert py_file, "the Dockerfile sets no FLEX_TEMPLATE_PYTHON_PY_FILE"
+    return py_file, copies
+
+
+def test_dockerfile_launches_a_copied_file_outside_the_package():
+    py_file, copies = _dockerfile()
+    assert py_file in copies, f"{py_file} is not COPY'd into the image ({copies})"
+    source = copies[py_file]
+    assert (ROOT / source).is_file(), f"{source} is not a file of the repository"
+    assert Path(source).parts[0] != "costflow", (
+        f"{source} is inside the package: run as a script, its directory goes on sys.path")
+    package_dirs = [path for path, src in copies.items() if src == "costflow"]
+    assert not any(py_file.startswith(d + "/") for d in package_dirs), py_file

@@ -12,7 +12,8 @@ import pytest
 
 from costflow.errors import ConfigError, IngestFailed, ReconciliationError
 from costflow.reconcile import SliceKey, SliceStats
-from costflow.warehouse.duckdb_engine import DuckDBWarehouse, InjectedFailure
+from costflow.warehouse.duckdb_engine import DuckDBWarehouse
+from tests.failing_warehouse import FailingDuckDBWarehouse, InjectedFailure
 from tests.warehouse_rows import (
     ACCOUNT,
     DEC,
@@ -186,7 +187,7 @@ def test_staged_rows_of_a_slice_nobody_expected_fail_reconciliation(wh, tmp_path
 def test_a_crash_mid_commit_leaves_the_previous_contents(wh, tmp_path, statement) -> None:
     commit(wh, tmp_path, "run-1", november() + december(), [dead_letter("0.5")])
     before = ipc_bytes(wh.query(ROWS))
-    crashing = DuckDBWarehouse(wh.path, fail_after_statement=statement)
+    crashing = FailingDuckDBWarehouse(wh.path, fail_after=statement)
 
     with pytest.raises(IngestFailed, match=f"injected failure after statement '{statement}'"
                        ) as raised:

@@ -2,7 +2,7 @@
 1.2 dataset, passes the official validator (focus-validator 2.2.1, allow-list aside) and our own
 row-level checks for what the validator misses (it fails an allowed-value rule only when no row
 is valid). A new provider's sample joins by adding a line to PROVIDER_SAMPLES; GCP, which has
-no public real export, joins with the fixture set of costflow/samples/gcp_billing.py."""
+no public real export, joins with the fixture set of costflow/providers/gcp/samples/billing.py."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from costflow.cli import main
+from costflow.providers.gcp.samples import billing as gcp_billing
+from costflow.providers.gcp.samples import bulk as gcp_billing_bulk
 from costflow.quality import focus_validator
 from costflow.quality.expectations import build_checks
-from costflow.quality.focus_dataset import DATA_FILE, METADATA_FILE
 from costflow.quality.gate import QualityGate
-from costflow.samples import gcp_billing, gcp_billing_bulk
 from costflow.schemas.focus import focus_columns
+from costflow.services.focus_export import DATA_FILE, METADATA_FILE
 from tests.conftest import require_shared
 
 Sources = Callable[[Path], list[Path]]
@@ -43,7 +44,7 @@ def _gcp_fixture_set(tmp: Path) -> list[Path]:
 
 def _gcp_bulk_month(tmp: Path) -> list[Path]:
     # A generated month at scale: daily CUD fees amortized over thousands of covered rows,
-    # corrections, late rows, both currencies (costflow.samples.gcp_billing_bulk).
+    # corrections, late rows, both currencies (costflow.providers.gcp.samples.bulk).
     return [gcp_billing_bulk.write_export(tmp / "gcp-bulk" / "export.parquet", 5000).path]
 
 

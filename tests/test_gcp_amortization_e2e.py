@@ -1,10 +1,10 @@
 """GCP committed-use discounts end to end: fees move onto covered usage as EffectiveCost.
 
-The export rows come from `costflow.samples.gcp_billing.commitment_rows` (resource CUDs for CPU
-and RAM, an idle one, a legacy flexible CUD, a correction); the fee rows and the usage rows are
-written to two different files so the amortization has to work across files. Expected amounts
-are recomputed here from the export's own numbers (fee sums, CUD credit sums), independently of
-the pipeline.
+The export rows come from `costflow.providers.gcp.samples.billing.commitment_rows` (resource
+CUDs for CPU and RAM, an idle one, a legacy flexible CUD, a correction); the fee rows and the
+usage rows are written to two different files so the amortization has to work across files.
+Expected amounts are recomputed here from the export's own numbers (fee sums, CUD credit sums),
+independently of the pipeline.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from costflow.pipelines.ingest import run
-from costflow.samples import gcp_billing as gs
+from costflow.providers.gcp.samples import billing as gs
 from costflow.warehouse import connect
+from tests.conftest import Ingest
 
 UNIT = Decimal("1e-18")
 ROWS = """
@@ -38,12 +38,11 @@ def loaded(tmp_path_factory) -> dict:
     fees, usage = gs.commitment_rows()
     files = [gs.write_jsonl(fees, tmp / "export" / "billing-000000000000.json.gz"),
              gs.write_jsonl(usage, tmp / "export" / "billing-000000000001.json.gz")]
-    args = ["--provider=gcp", f"--warehouse=duckdb:///{tmp}/w.duckdb",
-            f"--staging_dir={tmp}/staging", f"--report_dir={tmp}/runs"]
-    report = run([f"--source={f}" for f in files] + args)
-    wh = connect(f"duckdb:///{tmp}/w.duckdb")
+    ingest = Ingest(tmp)
+    report = ingest(*files, provider="gcp")
+    wh = connect(ingest.url())
     rows = wh.query(ROWS).to_pylist()
-    again = run([f"--source={f}" for f in files] + args)
+    again = ingest(*files, provider="gcp")
     rows_again = wh.query(ROWS).to_pylist()
     wh.close()
     return {"fees": fees, "usage": usage, "report": report, "rows": rows, "again": again,

@@ -3,7 +3,8 @@ and incremental loads with late rows.
 
 No BigQuery emulator works offline, so: the source SQL runs for real, transpiled by sqlglot, on
 a DuckDB table with the export's nesting (STRUCTs, LISTs of STRUCTs) built from the fixture rows
-of `costflow.samples.gcp_billing` (the ``bq+duckdb://`` source); the BigQuery client path runs
+of `costflow.providers.gcp.samples.billing` (the ``bq+duckdb://`` source); the BigQuery client path
+runs
 against the recording `FakeBigQueryClient` of test_bigquery_warehouse (which refuses SQL
 BigQuery would not parse and parameters the SQL does not use); the Beam read is checked by its
 configuration, and its row-to-batch step on rows shaped like the Storage API's.
@@ -12,6 +13,7 @@ configuration, and its row-to-batch step on rows shaped like the Storage API's.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -24,11 +26,15 @@ import pytest
 from apache_beam.io.gcp.bigquery import ReadFromBigQuery
 
 from costflow.errors import ConfigError, SourceError
-from costflow.pipelines import bigquery_source as bs
-from costflow.pipelines.ingest import run
-from costflow.samples import gcp_billing as gs
+from costflow.providers import CATALOG
+from costflow.providers.gcp import bigquery_export as bs
+from costflow.providers.gcp.samples import billing as gs
+from costflow.sources.contract import PlanRequest
 from costflow.warehouse import connect
 from tests.test_bigquery_warehouse import FakeBigQueryClient, FakeJob
+
+GCP_REQUEST = PlanRequest("gcp", None, CATALOG)  # a planner call restricted to gcp
+ANY_REQUEST = PlanRequest(None, None, CATALOG)
 
 TABLE = "billing.gcp_billing_export_resource_v1_01338E_BE3FD6_363B4C"
 WEB_OR_DATA = {"web-prod", "data-lake"}
@@ -81,20 +87,20 @@ def export(tmp_path) -> tuple[Path, str]:
 
 def test_one_requested_day_selects_its_whole_invoice_months(export) -> None:
     _, uri = export
-    plan = bs.plan_export(f"{uri}&start=2026-10-05&end=2026-10-06", "gcp", None)
+    plan = bs.plan_export(f"{uri}&start=2026-10-05&end=2026-10-06", GCP_REQUEST)
     rows = gs.fixture_rows()
     # Every October row of both accounts: also the Oct 1 fee and tax and September's
     # correction appended to the October invoice, though their usage is not on Oct 5.
     assert slices_of(plan) == {(a, "202610"): n for a, n in count(rows, "202610").items()}
     assert slices_of(plan)[(gs.USD_ACCOUNT, "202610")] == 13
-    first, batch = next(bs.read_local(plan.files[0]))
+    first, batch = next(bs.read_local(plan.files[0], CATALOG))
     assert first == 1 and batch.num_rows == 13
     assert "costflow_row_number" not in batch.schema.names
 
 
 def test_usage_invoiced_next_month_brings_that_month_in(export) -> None:
     _, uri = export
-    plan = bs.plan_export(f"{uri}&start=2026-10-01&end=2026-11-02", "gcp", None)
+    plan = bs.plan_export(f"{uri}&start=2026-10-01&end=2026-11-02", GCP_REQUEST)
     assert set(slices_of(plan)) == {(gs.USD_ACCOUNT, "202610"), (gs.EUR_ACCOUNT, "202610"),
                                     (gs.USD_ACCOUNT, "202611")}
 
@@ -103,14 +109,14 @@ def test_authorized_projects_filter_rows_and_slices(export) -> None:
     _, uri = export
     rows = gs.fixture_rows()
     plan = bs.plan_export(f"{uri}&start=2026-10-01&end=2026-11-01"
-                          "&authorized_project=web-prod&authorized_project=data-lake", "gcp", None)
+                          "&authorized_project=web-prod&authorized_project=data-lake", GCP_REQUEST)
     # The EUR account has only eu-shop-prod rows; support (no project) drops out. October's
     # last Pacific hour is on November's invoice, so that month comes in too.
     assert slices_of(plan) == {
         (gs.USD_ACCOUNT, month): count(rows, month, WEB_OR_DATA)[gs.USD_ACCOUNT]
         for month in ("202610", "202611")}
     source = plan.files[0]
-    read = [b for _, b in bs.read_local(source)]
+    read = [b for _, b in bs.read_local(source, CATALOG)]
     projects = {p["id"] for b in read for p in b.column("project").to_pylist()}
     assert projects == WEB_OR_DATA
     assert source.uri.endswith("&authorized_project=data-lake&authorized_project=web-prod")
@@ -119,9 +125,9 @@ def test_authorized_projects_filter_rows_and_slices(export) -> None:
 def test_exported_since_reaches_months_outside_the_usage_window(export) -> None:
     _, uri = export
     window = f"{uri}&start=2026-12-01&end=2026-12-02"
-    assert bs.plan_export(window, "gcp", None).files == []
+    assert bs.plan_export(window, GCP_REQUEST).files == []
     # The late November-invoice row was exported 2026-11-02 22:00 UTC; usage ends before Dec 2.
-    plan = bs.plan_export(f"{window}&exported_since=2026-11-02T12:00:00Z", "gcp", None)
+    plan = bs.plan_export(f"{window}&exported_since=2026-11-02T12:00:00Z", GCP_REQUEST)
     assert set(slices_of(plan)) == {(gs.USD_ACCOUNT, "202611")}
 
 
@@ -152,7 +158,7 @@ def test_window_days_are_google_billing_days_and_timestamps_stay_as_given(export
     # The last October hour in Pacific time (Nov 1 05:00 UTC, invoiced in November) is in
     # October's days, so a window of October days touches November's invoice month too.
     _, uri = export
-    plan = bs.plan_export(f"{uri}&start=2026-10-31&end=2026-11-01", "gcp", None)
+    plan = bs.plan_export(f"{uri}&start=2026-10-31&end=2026-11-01", GCP_REQUEST)
     assert (gs.USD_ACCOUNT, "202611") in slices_of(plan)
 
 
@@ -175,7 +181,7 @@ def test_bigquery_backend_binds_typed_parameters_and_reads_the_real_table() -> N
         "export_rows": QueryJobWithDestination(destination=SimpleNamespace(
             project="my-project", dataset_id="_0123abc", table_id="anon_42"))})
     backend = bs.BigQueryBackend(client)
-    plan = bs.plan_export(uri, None, None, backend=backend)
+    plan = bs.plan_export(uri, ANY_REQUEST, backend=backend)
     (source,) = plan.files
     assert source.source_format == "gcp_billing_export_resource_v1"
     assert source.delivery_id == "rows=8;max_export_time=2026-11-01T12:00:00+00:00"
@@ -207,7 +213,7 @@ def test_bigquery_backend_binds_typed_parameters_and_reads_the_real_table() -> N
 def test_an_empty_project_list_binds_an_empty_string_array() -> None:
     client = FakeBigQueryClient({"touched_slices": FakeJob(rows=[])})
     plan = bs.plan_export("bq://p.d.gcp_billing_export_v1_X?start=2026-10-01&end=2026-10-02",
-                          "gcp", None, backend=bs.BigQueryBackend(client))
+                          GCP_REQUEST, backend=bs.BigQueryBackend(client))
     assert plan.files == [] and plan.empty_files
     _, bound = client.query_labelled("touched_slices")
     assert bound["authorized_projects"]["parameterType"] == {"type": "ARRAY",
@@ -217,7 +223,7 @@ def test_an_empty_project_list_binds_an_empty_string_array() -> None:
 
 def test_rows_become_numbered_batches_and_gaps_are_refused(export) -> None:
     _, uri = export
-    (source, _) = bs.plan_export(f"{uri}&start=2026-10-05&end=2026-10-06", "gcp", None).files
+    (source, _) = bs.plan_export(f"{uri}&start=2026-10-05&end=2026-10-06", GCP_REQUEST).files
     records = gs.typed_records(gs.fixture_rows()[:3])
     rows = [{**r, "costflow_row_number": n} for n, r in zip((3, 1, 2), records, strict=True)]
     (out,) = bs.RowsToBatch(source).process((0, rows))
@@ -229,7 +235,7 @@ def test_rows_become_numbered_batches_and_gaps_are_refused(export) -> None:
 
 def test_row_restriction_refuses_unchecked_keys(export) -> None:
     _, uri = export
-    (source, _) = bs.plan_export(f"{uri}&start=2026-10-05&end=2026-10-06", "gcp", None).files
+    (source, _) = bs.plan_export(f"{uri}&start=2026-10-05&end=2026-10-06", GCP_REQUEST).files
     bad = copy.copy(source)
     object.__setattr__(bad, "invoice_month", '202610" OR TRUE OR "')
     with pytest.raises(ValueError, match="unchecked"):
@@ -237,11 +243,6 @@ def test_row_restriction_refuses_unchecked_keys(export) -> None:
 
 
 # --- incremental loads through the pipeline ----------------------------------------------------
-
-def _ingest(tmp: Path, uri: str, *extra: str) -> dict:
-    return run([f"--source={uri}", "--provider=gcp", f"--warehouse=duckdb:///{tmp}/w.duckdb",
-                f"--staging_dir={tmp}/staging", f"--report_dir={tmp}/runs", *extra])
-
 
 def _loaded(tmp: Path) -> dict[tuple[str, str], tuple[int, Decimal]]:
     wh = connect(f"duckdb:///{tmp}/w.duckdb")
@@ -275,11 +276,11 @@ def _expected(rows) -> dict[tuple[str, str], tuple[int, Decimal]]:
     return {k: (counts[k], v) for k, v in gs.truth(rows).items()}
 
 
-def test_late_rows_reload_their_month_to_exactly_the_union(tmp_path) -> None:
+def test_late_rows_reload_their_month_to_exactly_the_union(tmp_path, ingest) -> None:
     path = tmp_path / "export.duckdb"
     first = gs.fixture_rows()
     uri = build_export(path, first) + "&start=2026-10-01&end=2026-11-02"
-    report = _ingest(tmp_path, uri)
+    report = ingest(uri, provider="gcp")
     assert report["status"] == "succeeded"
     assert _loaded(tmp_path) == _expected(first)
     assert _high_water(tmp_path)[(gs.USD_ACCOUNT, "202610")] == datetime(2026, 11, 1, 12,
@@ -293,7 +294,7 @@ def test_late_rows_reload_their_month_to_exactly_the_union(tmp_path) -> None:
                    credits=[gs.credit("FREE_TIER", -0.000731, "Free tier", "FreeTier")],
                    export_delay_h=24 * 30)]
     append_rows(path, late)
-    report = _ingest(tmp_path, uri)
+    report = ingest(uri, provider="gcp")
     assert report["status"] == "succeeded"
     union = first + late
     assert _loaded(tmp_path) == _expected(union)
@@ -302,16 +303,17 @@ def test_late_rows_reload_their_month_to_exactly_the_union(tmp_path) -> None:
                                                                          tzinfo=UTC)
 
     # Nothing new: every slice has the same rows and high-water, so the run reads nothing.
-    report = _ingest(tmp_path, uri)
+    report = ingest(uri, provider="gcp")
     assert report["status"] == "skipped"
     assert _loaded(tmp_path) == _expected(union)
 
 
-def test_incremental_run_without_dates_uses_the_ledger_high_water(tmp_path) -> None:
+def test_incremental_run_without_dates_uses_the_ledger_high_water(tmp_path, ingest) -> None:
     path = tmp_path / "export.duckdb"
     first = gs.fixture_rows()
     base = build_export(path, first)
-    assert _ingest(tmp_path, base + "&start=2026-10-01&end=2026-11-02")["status"] == "succeeded"
+    assert ingest(base + "&start=2026-10-01&end=2026-11-02",
+                  provider="gcp")["status"] == "succeeded"
     # A correction of October usage appended to the October invoice weeks later: its usage is
     # outside a window that starts in December, only its export_time brings October back.
     late = [gs.row(start=datetime(2026, 10, 7, 7, tzinfo=UTC), cost=-0.05, cost_type="adjustment",
@@ -319,11 +321,12 @@ def test_incremental_run_without_dates_uses_the_ledger_high_water(tmp_path) -> N
                        "id": "COR-3001", "description": "Usage correction", "mode":
                        "PARTIAL_CORRECTION", "type": "USAGE_CORRECTION"})]
     append_rows(path, late)
-    report = _ingest(tmp_path, base + "&start=2026-12-01&end=2026-12-02", "--lookback_days=3")
+    report = ingest(base + "&start=2026-12-01&end=2026-12-02", provider="gcp",
+                    extra=["--lookback_days=3"])
     assert report["status"] == "succeeded"
     assert _loaded(tmp_path) == _expected(first + late)
     # With no lookback re-read and a window that touches nothing, nothing is found.
-    assert bs.plan_export(base + "&start=2026-12-01&end=2026-12-02", "gcp", None).files == []
+    assert bs.plan_export(base + "&start=2026-12-01&end=2026-12-02", GCP_REQUEST).files == []
 
 
 def test_cli_flags_become_pipeline_options_and_the_window() -> None:
@@ -350,20 +353,28 @@ def test_cli_flags_become_pipeline_options_and_the_window() -> None:
         datetime(2026, 10, 1, 7, tzinfo=UTC), datetime(2026, 11, 1, 7, tzinfo=UTC), 5)
 
 
-def test_sources_read_by_a_beam_transform_join_the_pipeline(tmp_path, monkeypatch) -> None:
+def test_sources_read_by_a_beam_transform_join_the_pipeline(tmp_path, monkeypatch, ingest) -> None:
     """The build() branch for Beam-IO sources (what bq:// slices use), fed here by the local
     reader through beam.Create in place of ReadFromBigQuery."""
     import apache_beam as beam
 
-    from costflow.pipelines import sources
-    from costflow.pipelines.elements import SourceBatch
+    from costflow.pipelines import ingest as ingest_module
+    from costflow.providers import Catalog
+    from costflow.sources.contract import Container, SourceBatch
 
     def as_transform(source):
-        batches = [SourceBatch(source, first, batch) for first, batch in bs.read_local(source)]
+        batches = [SourceBatch(source, first, batch)
+                   for first, batch in bs.read_local(source, CATALOG)]
         return beam.Create(batches)
 
-    monkeypatch.setitem(sources._BEAM_READERS, bs.LOCAL, as_transform)
+    # GCP as declared, but its local export slices read through a Beam transform.
+    gcp = CATALOG.provider("gcp")
+    containers = tuple(Container(bs.LOCAL, beam_reader=as_transform) if c.name == bs.LOCAL
+                       else c for c in gcp.containers)
+    catalog = Catalog(tuple(dataclasses.replace(gcp, containers=containers) if p is gcp else p
+                            for p in CATALOG.providers))
+    monkeypatch.setattr(ingest_module, "CATALOG", catalog)
     rows = gs.fixture_rows()
     uri = build_export(tmp_path / "export.duckdb", rows) + "&start=2026-10-01&end=2026-11-02"
-    assert _ingest(tmp_path, uri)["status"] == "succeeded"
+    assert ingest(uri, provider="gcp")["status"] == "succeeded"
     assert _loaded(tmp_path) == _expected(rows)

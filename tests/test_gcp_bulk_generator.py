@@ -1,4 +1,4 @@
-"""The vectorized GCP billing-export generator (`costflow.samples.gcp_billing_bulk`).
+"""The vectorized GCP billing-export generator (`costflow.providers.gcp.samples.bulk`).
 
 Every property is checked on the written files, read back independently (``json`` with exact
 decimals for the JSON lines, ``pyarrow.parquet`` for Parquet), not on the generator's own
@@ -17,9 +17,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from costflow.pipelines.ingest import run
-from costflow.samples import gcp_billing_bulk as bulk
-from costflow.samples.gcp_billing import EUR_ACCOUNT, TYPED_SCHEMA, USD_ACCOUNT
+from costflow.providers.gcp.samples import bulk
+from costflow.providers.gcp.samples.billing import EUR_ACCOUNT, TYPED_SCHEMA, USD_ACCOUNT
 from costflow.warehouse import connect
 
 ROWS = 3_000
@@ -173,13 +172,11 @@ def test_too_few_rows_for_the_months_fixed_rows_is_refused() -> None:
         next(bulk.generate(10))
 
 
-def test_ingest_of_both_formats_loads_every_row_and_reconciles_exactly(tmp_path) -> None:
+def test_ingest_of_both_formats_loads_every_row_and_reconciles_exactly(tmp_path, ingest) -> None:
     # Two invoice months so that one run can take both files without overlapping slices.
     parquet = bulk.write_parquet(tmp_path / "p" / "export.parquet", 1_500, month="202610")
     jsonl = bulk.write_jsonl(tmp_path / "j" / "export.json.gz", 1_500, month="202612")
-    report = run([f"--source={parquet.path}", f"--source={jsonl.path}", "--provider=gcp",
-                  f"--warehouse=duckdb:///{tmp_path}/w.duckdb",
-                  f"--staging_dir={tmp_path}/staging", f"--report_dir={tmp_path}/runs"])
+    report = ingest(parquet.path, jsonl.path, provider="gcp")
     assert report["totals"]["rows_loaded"] == 3_000
     assert report["totals"]["rows_dead_lettered"] == 0
     wh = connect(f"duckdb:///{tmp_path}/w.duckdb")

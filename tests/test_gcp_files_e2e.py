@@ -3,7 +3,8 @@
 The fixture set is built from the documented export schema (no real export may be shipped):
 every cost_type, multi-credit rows, a EUR billing account, usage invoiced in the next month, a
 correction of a prior month, global services without location, tiny and negative amounts. The
-truth is computed from the JSON text by `costflow.samples.gcp_billing.truth`, independently of
+truth is computed from the JSON text by `costflow.providers.gcp.samples.billing.truth`,
+independently of
 the pipeline.
 """
 
@@ -18,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from costflow.errors import CostflowError, SourceError
-from costflow.pipelines.ingest import run
-from costflow.samples import gcp_billing as gs
+from costflow.providers.gcp.samples import billing as gs
 from costflow.warehouse import connect
+from tests.conftest import normalize_file
 
 SLICES = """
 SELECT BillingAccountId AS account, FORMAT_TIMESTAMP('%Y%m', BillingPeriodStart) AS month,
@@ -32,13 +33,6 @@ SELECT * EXCEPT (x_SourceUri, x_SourceFormat, x_RunId, x_IngestedAt)
 FROM cost_analytics.cost_line_items
 ORDER BY x_SourceRowNumber
 """
-
-
-def ingest(tmp: Path, *sources: Path | str, db: str = "w", extra: list[str] | None = None,
-           ) -> dict:
-    return run([f"--source={s}" for s in sources] + [
-        "--provider=gcp", f"--warehouse=duckdb:///{tmp}/{db}.duckdb",
-        f"--staging_dir={tmp}/staging", f"--report_dir={tmp}/runs"] + (extra or []))
 
 
 def query(tmp: Path, sql: str, db: str = "w") -> list[dict]:
@@ -77,8 +71,9 @@ def test_fixture_set_covers_what_the_issue_lists() -> None:
 
 
 @pytest.mark.parametrize("kind", ["jsonl", "plain", "parquet", "avro"])
-def test_each_format_reconciles_to_cost_plus_credits(tmp_path, fixture_files, kind) -> None:
-    report = ingest(tmp_path, fixture_files[kind])
+def test_each_format_reconciles_to_cost_plus_credits(tmp_path, fixture_files, kind,
+                                                     ingest) -> None:
+    report = ingest(fixture_files[kind], provider="gcp")
     assert report["status"] == "succeeded"
     got = [(r["account"], r["month"], r["billed"]) for r in query(tmp_path, SLICES)]
     assert got == expected_slices(gs.fixture_rows())
@@ -92,18 +87,18 @@ def test_each_format_reconciles_to_cost_plus_credits(tmp_path, fixture_files, ki
     assert usd_oct["reconciled"] is True and usd_oct["difference"] == "0"
 
 
-def test_all_formats_give_identical_warehouse_rows(tmp_path, fixture_files) -> None:
+def test_all_formats_give_identical_warehouse_rows(tmp_path, fixture_files, ingest) -> None:
     results = {}
     for kind in ("jsonl", "parquet", "avro"):
-        ingest(tmp_path, fixture_files[kind], db=kind)
+        ingest(fixture_files[kind], db=kind, provider="gcp")
         results[kind] = query(tmp_path, ROWS, db=kind)
     assert len(results["jsonl"]) == len(gs.fixture_rows())
     assert results["parquet"] == results["jsonl"]
     assert results["avro"] == results["jsonl"]
 
 
-def test_mapping_of_the_fixture_rows(tmp_path, fixture_files) -> None:
-    ingest(tmp_path, fixture_files["jsonl"])
+def test_mapping_of_the_fixture_rows(tmp_path, fixture_files, ingest) -> None:
+    ingest(fixture_files["jsonl"], provider="gcp")
     rows = query(tmp_path, ROWS)
     first = rows[0]
     assert first["BilledCost"] == Decimal("0.155289")            # 0.194236 - 0.038847 - 0.0001
@@ -158,7 +153,7 @@ def test_mapping_of_the_fixture_rows(tmp_path, fixture_files) -> None:
     assert market["InvoiceIssuerName"] == "Google Cloud"
 
 
-def test_older_export_without_new_fields_is_tolerated(tmp_path) -> None:
+def test_older_export_without_new_fields_is_tolerated(tmp_path, ingest) -> None:
     rows = gs.fixture_rows()
     old = []
     for r in rows:
@@ -166,7 +161,7 @@ def test_older_export_without_new_fields_is_tolerated(tmp_path) -> None:
             "price", "consumption_model", "cost_at_list", "tags", "resource", "subscription"}}
         old.append(r)
     path = gs.write_jsonl(old, tmp_path / "old.json")
-    report = ingest(tmp_path, path)
+    report = ingest(path, provider="gcp")
     assert report["status"] == "succeeded"
     got = query(tmp_path, "SELECT DISTINCT x_SourceFormat AS f FROM "
                           "cost_analytics.cost_line_items")
@@ -176,19 +171,22 @@ def test_older_export_without_new_fields_is_tolerated(tmp_path) -> None:
 
 
 def test_missing_cost_is_dead_lettered_and_still_reconciles(tmp_path) -> None:
+    # The normalizer and finalize() alone (what the pipeline's normalize step runs); loading
+    # dead letters and reconciling them in the warehouse is tests/test_azure_samples_e2e.py's.
     rows = gs.fixture_rows()
     broken = copy.deepcopy(rows[0])
     broken["cost"] = None
     path = gs.write_jsonl(rows + [broken], tmp_path / "e.json")
-    report = ingest(tmp_path, path)
-    assert report["status"] == "succeeded"
-    dead = query(tmp_path, "SELECT ErrorColumn, SourceCost, RawRecord FROM "
-                           "cost_analytics.dead_letters")
+    done = normalize_file(path, "gcp")
+    # The run would succeed: not refused at commit, and every slice adds up.
+    assert done.refusals() == [] and all(s.difference == 0 for s in done.slices.values())
+    dead = done.dead_letters.select(["ErrorColumn", "SourceCost", "RawRecord"]).to_pylist()
     assert len(dead) == 1 and dead[0]["ErrorColumn"] == "cost"
     assert dead[0]["SourceCost"] == Decimal("-0.038947")    # its credits, as SUM() counts them
     assert json.loads(dead[0]["RawRecord"])["service"]["description"] == "Compute Engine"
     truth = gs.truth(rows)[(gs.USD_ACCOUNT, "202610")]
-    loaded = {(r["account"], r["month"]): r["billed"] for r in query(tmp_path, SLICES)}
+    loaded = {(k.billing_account_id, k.billing_period_start.strftime("%Y%m")): s.billed_cost
+              for k, s in done.slices.items()}
     assert loaded[(gs.USD_ACCOUNT, "202610")] == truth
 
 
@@ -197,33 +195,33 @@ def _write_lines(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def test_malformed_json_line_is_a_clear_error(tmp_path) -> None:
+def test_malformed_json_line_is_a_clear_error(tmp_path, ingest) -> None:
     good = [json.dumps(r) for r in gs.fixture_rows()]
     path = _write_lines(tmp_path / "bad.json.gz", good[:3] + ['{"billing_account_id": "x",'] +
                         good[3:])
     with pytest.raises(CostflowError, match=r"bad\.json\.gz, row 4: line 4 is not valid JSON"):
-        ingest(tmp_path, path)
+        ingest(path, provider="gcp")
 
 
-def test_wrong_nesting_is_a_clear_error(tmp_path) -> None:
+def test_wrong_nesting_is_a_clear_error(tmp_path, ingest) -> None:
     rows = gs.fixture_rows()
     wrong = copy.deepcopy(rows[2])
     wrong["credits"] = {"name": "x", "amount": -1.0}      # a record where a list belongs
     path = gs.write_jsonl(rows[:2] + [wrong], tmp_path / "nest.json")
     with pytest.raises(CostflowError) as err:
-        ingest(tmp_path, path)
+        ingest(path, provider="gcp")
     assert "row 3" in str(err.value) and "credits" in str(err.value)
     assert "expected an array (REPEATED)" in str(err.value)
 
 
-def test_first_line_not_json_fails_planning(tmp_path) -> None:
+def test_first_line_not_json_fails_planning(tmp_path, ingest) -> None:
     path = tmp_path / "x.json"
     path.write_text("not json\n")
     with pytest.raises(SourceError, match="line 1 is not JSON"):
-        ingest(tmp_path, path)
+        ingest(path, provider="gcp")
 
 
-def test_reexport_of_a_day_ends_with_exactly_the_union(tmp_path) -> None:
+def test_reexport_of_a_day_ends_with_exactly_the_union(tmp_path, ingest) -> None:
     """Late rows: day N's export is re-extracted with rows appended after the first load. The
     unit of replacement is (provider, billing account, invoice month), so pointing --source at
     the invoice month's whole export directory replaces the month with exactly what it holds."""
@@ -235,7 +233,7 @@ def test_reexport_of_a_day_ends_with_exactly_the_union(tmp_path) -> None:
     month_dir.mkdir(parents=True)
     gs.write_jsonl(other, month_dir / "days-other.json.gz")
     gs.write_jsonl(day, month_dir / "day-2026-10-05.json.gz")
-    ingest(tmp_path, month_dir)
+    ingest(month_dir, provider="gcp")
     first = query(tmp_path, SLICES)
     assert [(r["account"], r["month"], r["billed"]) for r in first] == expected_slices(base)
     # Google appends late rows for day N (a later export_time); the day is re-extracted.
@@ -244,8 +242,8 @@ def test_reexport_of_a_day_ends_with_exactly_the_union(tmp_path) -> None:
         r["usage_start_time"] = "2026-10-05 10:00:00 UTC"
         r["usage_end_time"] = "2026-10-05 11:00:00 UTC"
     gs.write_jsonl(day + late, month_dir / "day-2026-10-05.json.gz")
-    ingest(tmp_path, month_dir)
-    ingest(tmp_path, month_dir)  # and a rerun changes nothing
+    ingest(month_dir, provider="gcp")
+    ingest(month_dir, provider="gcp")  # and a rerun changes nothing
     union = base + late
     got = query(tmp_path, SLICES)
     assert [(r["account"], r["month"], r["billed"]) for r in got] == expected_slices(union)

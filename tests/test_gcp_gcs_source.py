@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from costflow.errors import CostflowError
-from costflow.samples import gcp_billing as gs
-from tests.test_gcp_files_e2e import SLICES, expected_slices, ingest, query
+from costflow.providers.gcp.samples import billing as gs
+from tests.test_gcp_files_e2e import SLICES, expected_slices, query
 
 BUCKET = "billing-exports"
 
@@ -48,13 +48,13 @@ def gcs(monkeypatch) -> Iterator:
         server.stop()
 
 
-def test_gs_glob_of_gzip_jsonl_parts(tmp_path, gcs) -> None:
+def test_gs_glob_of_gzip_jsonl_parts(tmp_path, gcs, ingest) -> None:
     rows = gs.fixture_rows()
     # BigQuery extracts split a table into numbered parts.
     for part, chunk in enumerate((rows[:7], rows[7:])):
         local = gs.write_jsonl(chunk, tmp_path / f"p{part}.json.gz")
         gcs.blob(f"billing/202610/export-{part:012d}.json.gz").upload_from_filename(local)
-    report = ingest(tmp_path, f"gs://{BUCKET}/billing/202610/*.json.gz")
+    report = ingest(f"gs://{BUCKET}/billing/202610/*.json.gz", provider="gcp")
     assert report["status"] == "succeeded"
     assert sorted(s["uri"] for s in report["sources"]) == [
         f"gs://{BUCKET}/billing/202610/export-000000000000.json.gz",
@@ -64,21 +64,21 @@ def test_gs_glob_of_gzip_jsonl_parts(tmp_path, gcs) -> None:
     assert got[0][2] == Decimal("565.057594")
 
 
-def test_gs_parquet_and_avro(tmp_path, gcs) -> None:
+def test_gs_parquet_and_avro(tmp_path, gcs, ingest) -> None:
     rows = gs.fixture_rows()
     gcs.blob("pq/export.parquet").upload_from_filename(gs.write_parquet(rows, tmp_path / "a.pq"))
     gcs.blob("avro/export.avro").upload_from_filename(gs.write_avro(rows, tmp_path / "a.avro"))
-    ingest(tmp_path, f"gs://{BUCKET}/pq/*.parquet", db="pq")
-    ingest(tmp_path, f"gs://{BUCKET}/avro/*.avro", db="avro")
+    ingest(f"gs://{BUCKET}/pq/*.parquet", db="pq", provider="gcp")
+    ingest(f"gs://{BUCKET}/avro/*.avro", db="avro", provider="gcp")
     assert query(tmp_path, SLICES, db="pq") == query(tmp_path, SLICES, db="avro")
     assert [(r["account"], r["month"], r["billed"]) for r in query(tmp_path, SLICES, "pq")] == \
         expected_slices(rows)
 
 
-def test_gs_malformed_line_names_object_and_line(tmp_path, gcs) -> None:
+def test_gs_malformed_line_names_object_and_line(tmp_path, gcs, ingest) -> None:
     import json
 
     first = json.dumps(gs.fixture_rows()[0])
     gcs.blob("bad/export.json").upload_from_string(first + '\n{"billing_account_id": \n')
     with pytest.raises(CostflowError, match=rf"gs://{BUCKET}/bad/export.json, row 2: line 2 "):
-        ingest(tmp_path, f"gs://{BUCKET}/bad/*.json")
+        ingest(f"gs://{BUCKET}/bad/*.json", provider="gcp")

@@ -10,9 +10,9 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from costflow.samples import gcp_billing as gs
-from costflow.transforms import registry
-from costflow.transforms.gcp_export_schema import READER_SCHEMA, conform
+from costflow.providers import CATALOG
+from costflow.providers.gcp.export_schema import READER_SCHEMA, conform
+from costflow.providers.gcp.samples import billing as gs
 
 
 def _batch(rows: list[dict]) -> pa.RecordBatch:
@@ -23,7 +23,7 @@ def _batch(rows: list[dict]) -> pa.RecordBatch:
 
 
 def _map(rows: list[dict]):
-    return registry.get("gcp_billing_export_resource_v1").map(_batch(rows))
+    return CATALOG.formats.get("gcp_billing_export_resource_v1").map(_batch(rows))
 
 
 def test_json_numbers_become_exact_decimals_not_floats() -> None:
@@ -80,8 +80,8 @@ def test_conform_fills_fields_missing_from_older_exports() -> None:
 
 def test_detection_standard_vs_detailed() -> None:
     standard = [k for k in gs.fixture_rows()[0] if k not in ("resource", "subscription")]
-    assert registry.detect(standard, "gcp", "x").source_format == "gcp_billing_export_v1"
-    assert registry.detect(list(gs.fixture_rows()[0]), "gcp", "x").source_format == \
+    assert CATALOG.formats.detect(standard, "gcp", "x").source_format == "gcp_billing_export_v1"
+    assert CATALOG.formats.detect(list(gs.fixture_rows()[0]), "gcp", "x").source_format == \
         "gcp_billing_export_resource_v1"
 
 

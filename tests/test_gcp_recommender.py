@@ -22,9 +22,10 @@ from google.cloud.recommender_v1.services.recommender.transports import (
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from google.type import money_pb2
 
-from costflow import recommendations
 from costflow.errors import ConfigError
-from costflow.recommendations import FetchRequest, gcp_recommender
+from costflow.providers.gcp import recommender as gcp_recommender
+from costflow.recommendations import FetchRequest
+from costflow.services.recommendation_fetch import fetch_and_store
 from costflow.warehouse import connect
 
 PROJECT = "web-prod"
@@ -167,7 +168,7 @@ def test_fetch_and_store_replaces_the_stored_recommendations(recommender_server,
     url = f"duckdb:///{tmp_path}/w.duckdb"
     scope = {"project": [PROJECT], "location": ["us-central1-a"]}
     for _ in range(2):  # a second fetch replaces, never duplicates
-        out = recommendations.fetch_and_store("gcp", url, scope)
+        out = fetch_and_store("gcp", url, scope)
         assert out["recommendations"] == 4
     wh = connect(url)
     try:

@@ -16,8 +16,8 @@ import pytest
 
 from costflow.cli import main
 from costflow.errors import CostflowError, SourceError
-from costflow.pipelines.ingest import run
 from costflow.warehouse import connect
+from tests.conftest import Ingest, normalize_file
 
 pytestmark = pytest.mark.needs_shared
 
@@ -33,10 +33,8 @@ def _truth(path: Path) -> dict[tuple[str, str], Decimal]:
 
 
 def _ingest(tmp_path: Path, *sources: Path | str, extra: list[str] | None = None) -> dict:
-    argv = [f"--source={s}" for s in sources] + [
-        f"--warehouse=duckdb:///{tmp_path}/w.duckdb",
-        f"--staging_dir={tmp_path}/staging", f"--report_dir={tmp_path}/runs"] + (extra or [])
-    return run(argv)
+    # The shared `ingest` fixture (tests/conftest.py), for a test that calls it by this name.
+    return Ingest(tmp_path)(*sources, extra=extra)
 
 
 def _query(tmp_path: Path, sql: str, params: dict | None = None) -> list[dict]:
@@ -59,8 +57,8 @@ FROM cost_analytics.dead_letters GROUP BY 1, 2
 """
 
 
-def test_real_sample_loads_every_row_and_reconciles_exactly(tmp_path, cur_sample):
-    report = _ingest(tmp_path, cur_sample)
+def test_real_sample_loads_every_row_and_reconciles_exactly(tmp_path, cur_sample, ingest):
+    report = ingest(cur_sample)
     assert report["status"] == "succeeded"
     truth = _truth(cur_sample)
     loaded = {(r["account"], r["period"]): r for r in _query(tmp_path, SLICE_SQL)}
@@ -78,13 +76,14 @@ def test_real_sample_loads_every_row_and_reconciles_exactly(tmp_path, cur_sample
                        "rows_loaded": report["totals"]["rows_loaded"]}]
 
 
-def test_rerun_is_identical_and_a_changed_cost_moves_the_total_exactly(tmp_path, cur_sample):
-    _ingest(tmp_path, cur_sample)
+def test_rerun_is_identical_and_a_changed_cost_moves_the_total_exactly(tmp_path, cur_sample,
+                                                                        ingest):
+    ingest(cur_sample)
     first = _query(tmp_path, SLICE_SQL)
     by_service = "SELECT ServiceName, SUM(BilledCost) c FROM cost_analytics.cost_line_items " \
                  "GROUP BY 1 ORDER BY 1"
     services = _query(tmp_path, by_service)
-    _ingest(tmp_path, cur_sample)
+    ingest(cur_sample)
     assert _query(tmp_path, SLICE_SQL) == first
     assert _query(tmp_path, by_service) == services
     # A restated copy: one Usage row's cost changes; re-ingesting replaces the slice.
@@ -99,7 +98,7 @@ def test_rerun_is_identical_and_a_changed_cost_moves_the_total_exactly(tmp_path,
     rows[target][cost_at] = str(old + Decimal("12.345678901"))
     with open(copy, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows)
-    _ingest(tmp_path, copy)
+    ingest(copy)
     after = _query(tmp_path, SLICE_SQL)
     assert sum(r["billed"] for r in after) - sum(r["billed"] for r in first) == Decimal(
         "12.345678901")
@@ -112,36 +111,37 @@ def _gz(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_csv_gz_and_globs_give_the_same_result(tmp_path, cur_sample):
+def test_csv_gz_and_globs_give_the_same_result(tmp_path, cur_sample, ingest):
     nested = tmp_path / "exports" / "cur" / "20231101-20231201"
     nested.mkdir(parents=True)
     _gz(cur_sample, nested / "report-1.csv.gz")
-    report = _ingest(tmp_path, f"{tmp_path}/exports/**/*.csv.gz")
+    report = ingest(f"{tmp_path}/exports/**/*.csv.gz")
     assert report["status"] == "succeeded"
     assert report["totals"]["rows_read"] == 1281
     assert sum(r["billed"] for r in _query(tmp_path, SLICE_SQL)) == sum(_truth(cur_sample).values())
 
 
-def _expect_failure_keeps_previous(tmp_path, cur_sample, bad: Path, *fragments: str) -> str:
-    _ingest(tmp_path, cur_sample)
-    before = _query(tmp_path, SLICE_SQL)
+def _expect_failure_keeps_previous(ingest, cur_sample, bad: Path, *fragments: str) -> str:
+    ingest(cur_sample)
+    before = _query(ingest.tmp, SLICE_SQL)
     with pytest.raises(CostflowError) as info:
-        _ingest(tmp_path, bad)
+        ingest(bad)
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message, message
-    assert _query(tmp_path, SLICE_SQL) == before
+    assert _query(ingest.tmp, SLICE_SQL) == before
     return message
 
 
-def test_truncated_gzip_fails_naming_the_file_and_keeps_previous_data(tmp_path, cur_sample):
+def test_truncated_gzip_fails_naming_the_file_and_keeps_previous_data(tmp_path, cur_sample,
+                                                                     ingest):
     # Ten copies of the sample's rows, so the cut falls deep inside the stream, not the header.
     lines = cur_sample.read_text().splitlines()
     big = _gz_text(tmp_path / "whole.csv.gz", "\n".join([lines[0]] + lines[1:] * 10) + "\n")
     bad = tmp_path / "truncated.csv.gz"
     data = big.read_bytes()
     bad.write_bytes(data[: len(data) * 2 // 3])
-    message = _expect_failure_keeps_previous(tmp_path, cur_sample, bad, str(bad),
+    message = _expect_failure_keeps_previous(ingest, cur_sample, bad, str(bad),
                                              "the gzip stream is truncated or corrupt")
     assert "reading stopped after row" in message
     ledger = _query(tmp_path, "SELECT status FROM cost_analytics.load_runs ORDER BY started_at")
@@ -149,15 +149,15 @@ def test_truncated_gzip_fails_naming_the_file_and_keeps_previous_data(tmp_path, 
     assert not any((tmp_path / "staging").rglob("*.parquet"))
 
 
-def test_truncated_gzip_header_is_named_too(tmp_path, cur_sample):
+def test_truncated_gzip_header_is_named_too(tmp_path, cur_sample, ingest):
     bad = tmp_path / "tiny.csv.gz"
     bad.write_bytes(_gz(cur_sample, tmp_path / "whole.csv.gz").read_bytes()[:200])
     with pytest.raises(SourceError) as info:
-        _ingest(tmp_path, bad)
+        ingest(bad)
     assert f"{bad}: cannot be read: the gzip stream is truncated or corrupt" in str(info.value)
 
 
-def test_missing_required_column_is_a_clear_error(tmp_path, cur_sample):
+def test_missing_required_column_is_a_clear_error(tmp_path, cur_sample, ingest):
     with open(cur_sample, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     drop = rows[0].index("lineItem/UnblendedCost")
@@ -165,10 +165,10 @@ def test_missing_required_column_is_a_clear_error(tmp_path, cur_sample):
     with open(bad, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([r[:drop] + r[drop + 1:] for r in rows])
     # Without the cost column, the header is no longer recognisable as a CUR.
-    _expect_failure_keeps_previous(tmp_path, cur_sample, bad, str(bad), "lineItem/UnblendedCost")
+    _expect_failure_keeps_previous(ingest, cur_sample, bad, str(bad), "lineItem/UnblendedCost")
 
 
-def test_missing_required_column_with_format_forced(tmp_path, cur_sample):
+def test_missing_required_column_with_format_forced(tmp_path, cur_sample, ingest):
     with open(cur_sample, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     drop = rows[0].index("lineItem/UsageStartDate")
@@ -176,35 +176,37 @@ def test_missing_required_column_with_format_forced(tmp_path, cur_sample):
     with open(bad, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([r[:drop] + r[drop + 1:] for r in rows])
     with pytest.raises(SourceError) as info:
-        _ingest(tmp_path, bad)
+        ingest(bad)
     assert "lacks the required column(s) lineItem/UsageStartDate" in str(info.value)
 
 
-def test_empty_and_non_csv_files_and_duplicate_headers(tmp_path, cur_sample):
+def test_empty_and_non_csv_files_and_duplicate_headers(tmp_path, cur_sample, ingest):
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
-    _expect_failure_keeps_previous(tmp_path, cur_sample, empty, str(empty), "is empty")
+    _expect_failure_keeps_previous(ingest, cur_sample, empty, str(empty), "is empty")
     png = tmp_path / "picture.csv"
     png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
     with pytest.raises(SourceError, match="not a CSV text file"):
-        _ingest(tmp_path, png)
+        ingest(png)
     header = cur_sample.read_text().splitlines()[0]
     dup = tmp_path / "dup.csv"
     dup.write_text(header + ",lineItem/UnblendedCost\n")
     with pytest.raises(SourceError, match="names column 'lineItem/UnblendedCost' twice"):
-        _ingest(tmp_path, dup)
+        ingest(dup)
 
 
-def test_header_only_file_loads_nothing_and_says_so(tmp_path, cur_sample):
+def test_header_only_file_loads_nothing_and_says_so(tmp_path, cur_sample, ingest):
     only = tmp_path / "header-only.csv"
     only.write_text(cur_sample.read_text().splitlines()[0] + "\n")
-    report = _ingest(tmp_path, only)
+    report = ingest(only)
     assert report["status"] == "succeeded"
     assert report["empty_files"] == [str(only)]
     assert report["totals"]["rows_read"] == 0
 
 
 def test_unparseable_numbers_and_dates_are_dead_lettered_and_reconciled(tmp_path, cur_sample):
+    # The normalizer and finalize() alone (what the pipeline's normalize step runs); loading
+    # dead letters and reconciling them in the warehouse is tests/test_azure_samples_e2e.py's.
     with open(cur_sample, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     h = rows[0]
@@ -216,18 +218,19 @@ def test_unparseable_numbers_and_dates_are_dead_lettered_and_reconciled(tmp_path
     bad = tmp_path / "bad-values.csv"
     with open(bad, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows)
-    report = _ingest(tmp_path, bad)
-    assert report["status"] == "succeeded"
-    assert report["totals"]["rows_dead_lettered"] == 3
-    dead = _query(tmp_path, "SELECT x_SourceRowNumber AS n, ErrorColumn AS c, SourceCost AS s "
-                            "FROM cost_analytics.dead_letters ORDER BY 1")
+    done = normalize_file(bad)
+    assert done.refusals() == []  # not refused at commit: the run would succeed
+    assert sum(s.rows_dead_lettered for s in done.slices.values()) == 3
+    dead = sorted(({"n": d["x_SourceRowNumber"], "c": d["ErrorColumn"], "s": d["SourceCost"]}
+                   for d in done.dead_letters.to_pylist()), key=lambda d: d["n"])
     assert [(d["n"], d["c"]) for d in dead] == [
         (5, "lineItem/UnblendedCost"), (6, "lineItem/UsageStartDate"), (7, "lineItem/UsageAmount")]
     assert dead[0]["s"] is None  # the unparseable cost itself is not counted as money
-    assert all(s["reconciled"] for s in report["slices"])
+    assert all(s.difference == 0 for s in done.slices.values())
 
 
-def test_dead_letter_threshold_fails_a_systematically_broken_source(tmp_path, cur_sample):
+def test_dead_letter_threshold_fails_a_systematically_broken_source(tmp_path, cur_sample,
+                                                                    ingest):
     with open(cur_sample, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     cost = rows[0].index("lineItem/UnblendedCost")
@@ -236,7 +239,7 @@ def test_dead_letter_threshold_fails_a_systematically_broken_source(tmp_path, cu
     bad = tmp_path / "broken.csv"
     with open(bad, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows)
-    _expect_failure_keeps_previous(tmp_path, cur_sample, bad, "systematically broken",
+    _expect_failure_keeps_previous(ingest, cur_sample, bad, "systematically broken",
                                    "199 of 1,281 rows")
 
 
@@ -244,10 +247,12 @@ def test_failure_injected_mid_load_keeps_previous_contents(tmp_path, cur_sample,
     _ingest(tmp_path, cur_sample)
     before = _query(tmp_path, SLICE_SQL)
     from costflow.warehouse import duckdb_engine
+    from tests.failing_warehouse import failing_after
 
-    monkeypatch.setattr(duckdb_engine.DuckDBWarehouse, "fail_after_statement",
-                        "delete_slice_rows")
-    with pytest.raises(CostflowError):
+    # connect() builds every engine of the run (the commit step's too) from this name.
+    monkeypatch.setattr(duckdb_engine, "DuckDBWarehouse", failing_after("delete_slice_rows"))
+    with pytest.raises(CostflowError,
+                       match="injected failure after statement 'delete_slice_rows'"):
         _ingest(tmp_path, cur_sample)
     monkeypatch.undo()
     assert _query(tmp_path, SLICE_SQL) == before
@@ -281,12 +286,12 @@ def test_cli_bad_input_is_one_paragraph_and_nonzero(tmp_path, capsys, monkeypatc
     assert str(missing) in err and len(err.strip().splitlines()) == 1
 
 
-def test_row_with_a_wrong_field_count_names_the_row(tmp_path, cur_sample):
+def test_row_with_a_wrong_field_count_names_the_row(tmp_path, cur_sample, ingest):
     lines = cur_sample.read_text().splitlines()
     lines[40] = lines[40] + ",surplus"
     bad = _gz_text(tmp_path / "ragged.csv.gz", "\n".join(lines) + "\n")
     with pytest.raises(SourceError) as info:
-        _ingest(tmp_path, bad)
+        ingest(bad)
     assert "row 40 has 95 fields but the header has 94" in str(info.value)
 
 
@@ -296,12 +301,12 @@ def _gz_text(path: Path, text: str) -> Path:
     return path
 
 
-def test_export_manifests_in_a_folder_are_not_read_as_data(tmp_path, cur_sample):
+def test_export_manifests_in_a_folder_are_not_read_as_data(tmp_path, cur_sample, ingest):
     month = tmp_path / "exports" / "report" / "20231101-20231201"
     month.mkdir(parents=True)
     _gz(cur_sample, month / "report-1.csv.gz")
     # A manifest is never billing rows; before, the JSON-lines reader claimed it as data.
     (month / "manifest.json").write_text('{"runInfo": {"runId": "r1"}}')
-    report = _ingest(tmp_path, tmp_path / "exports")
+    report = ingest(tmp_path / "exports")
     assert [s["uri"].rsplit("/", 1)[-1] for s in report["sources"]] == ["report-1.csv.gz"]
     assert report["totals"]["rows_read"] == 1281

@@ -14,7 +14,6 @@ import pytest
 import sqlglot
 
 from costflow.errors import CostflowError
-from costflow.pipelines.ingest import run
 from costflow.quality import html_report
 from costflow.quality.assertions import assertion_files, run_assertions
 from costflow.quality.expectations import HARD, SOFT, build_checks
@@ -46,19 +45,14 @@ def test_suite_is_rendered_from_the_schema() -> None:
     assert not any("x_" in c.name for c in focus_only)
 
 
-def _ingest(tmp_path: Path, source: Path) -> dict:
-    return run([f"--source={source}", f"--warehouse=duckdb:///{tmp_path}/w.duckdb",
-                f"--staging_dir={tmp_path}/staging", f"--report_dir={tmp_path}/runs"])
-
-
 @pytest.fixture(scope="module")
 def clean_rows(tmp_path_factory) -> pa.Table:
     """The real AWS sample, ingested, as a table in the staged row schema."""
-    from tests.conftest import require_shared
+    from tests.conftest import Ingest, require_shared
 
     sample = require_shared("samples/aws/cur_legacy_anonymous.csv")
     tmp = tmp_path_factory.mktemp("clean")
-    _ingest(tmp, sample)
+    Ingest(tmp)(sample)
     wh = connect(f"duckdb:///{tmp}/w.duckdb")
     try:
         got = wh.query("SELECT * FROM cost_analytics.cost_line_items ORDER BY x_SourceRowNumber")
@@ -155,8 +149,9 @@ SLICE_SQL = ("SELECT COUNT(*) AS n, SUM(BilledCost) AS billed FROM "
 
 
 @pytest.mark.needs_shared
-def test_hard_failure_rejects_the_slice_and_keeps_previous_data(tmp_path, cur_sample) -> None:
-    report = _ingest(tmp_path, cur_sample)
+def test_hard_failure_rejects_the_slice_and_keeps_previous_data(tmp_path, cur_sample,
+                                                                 ingest) -> None:
+    report = ingest(cur_sample)
     assert report["status"] == "succeeded"
     assert [a["ok"] for a in report["quality"]["assertions"]] == [True, True, True]
     page = Path(report["quality_report"]).read_text()
@@ -172,7 +167,7 @@ def test_hard_failure_rejects_the_slice_and_keeps_previous_data(tmp_path, cur_sa
 
     bad = _copy_with(cur_sample, tmp_path / "negative-rate.csv", negative_public_rate)
     with pytest.raises(CostflowError) as info:
-        _ingest(tmp_path, bad)
+        ingest(bad)
     message = str(info.value)
     assert "aws/123412340534/2023-11 rejected" in message
     assert "non_negative:ListUnitPrice" in message and str(bad) in message
@@ -184,13 +179,12 @@ def test_hard_failure_rejects_the_slice_and_keeps_previous_data(tmp_path, cur_sa
 
 
 @pytest.mark.needs_shared
-def test_soft_failure_loads_with_a_warning(tmp_path, cur_sample) -> None:
+def test_soft_failure_loads_with_a_warning(tmp_path, cur_sample, ingest) -> None:
     def unknown_service(header, rows):
         code, name = header.index("lineItem/ProductCode"), header.index("product/ProductName")
         rows[3][code], rows[3][name] = "AmazonBrandNewService", "Amazon Brand New Service"
 
-    report = _ingest(tmp_path, _copy_with(cur_sample, tmp_path / "new-service.csv",
-                                          unknown_service))
+    report = ingest(_copy_with(cur_sample, tmp_path / "new-service.csv", unknown_service))
     assert report["status"] == "succeeded"
     assert report["totals"]["rows_loaded"] == 1281
     (warning,) = [w for w in report["warnings"] if "service_mapped" in w]
@@ -198,8 +192,8 @@ def test_soft_failure_loads_with_a_warning(tmp_path, cur_sample) -> None:
 
 
 @pytest.mark.needs_shared
-def test_assertions_find_a_duplicated_source_row_on_duckdb(tmp_path, cur_sample) -> None:
-    report = _ingest(tmp_path, cur_sample)
+def test_assertions_find_a_duplicated_source_row_on_duckdb(tmp_path, cur_sample, ingest) -> None:
+    report = ingest(cur_sample)
     wh = connect(f"duckdb:///{tmp_path}/w.duckdb")
     with wh.connection() as con:
         con.execute("INSERT INTO cost_analytics.cost_line_items SELECT * FROM "

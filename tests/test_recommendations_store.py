@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,7 +12,9 @@ import pytest
 
 from costflow import recommendations
 from costflow.errors import ConfigError
+from costflow.providers import CATALOG, Catalog
 from costflow.recommendations import FetchRequest, FetchResult, rows_from_records
+from costflow.services.recommendation_fetch import fetch_and_store
 from costflow.warehouse.duckdb_engine import DuckDBWarehouse
 from tests.test_bigquery_warehouse import FakeBigQueryClient, warehouse
 
@@ -106,26 +109,29 @@ def test_bigquery_stages_then_replaces_in_one_transaction():
     assert client.of("delete_table")[-1] == destination
 
 
-def test_fetch_and_store_runs_the_registered_fetcher(tmp_path, monkeypatch):
+def _with_recommender(fetch) -> Catalog:
+    """The real catalog with AWS's fetcher replaced (a declaration is a frozen value)."""
+    return Catalog(tuple(dataclasses.replace(p, recommender=fetch) if p.name == "aws" else p
+                         for p in CATALOG.providers))
+
+
+def test_fetch_and_store_runs_the_declared_fetcher(tmp_path):
     def fetch(request: FetchRequest) -> FetchResult:
         assert request.scope == {"region": ["us-east-1"]}
         return FetchResult(rows_from_records(
             [_ec2("i-0a1", "m5.2xlarge", "m5.xlarge", "70.08")], request), [SOURCE])
 
-    recommendations.providers()  # register the real fetchers first: this one replaces aws's
-    monkeypatch.setitem(recommendations._FETCHERS, "aws", fetch)
-    done = recommendations.fetch_and_store("aws", f"duckdb:///{tmp_path}/w.duckdb",
-                                           {"region": ["us-east-1"]})
+    done = fetch_and_store("aws", f"duckdb:///{tmp_path}/w.duckdb", {"region": ["us-east-1"]},
+                           catalog=_with_recommender(fetch))
     assert done["recommendations"] == 1 and done["sources"] == [SOURCE]
     wh = DuckDBWarehouse(tmp_path / "w.duckdb")
     assert _stored(wh) == [("i-0a1", "m5.xlarge", Decimal("70.08"))]
 
 
-def test_unknown_provider_names_the_available_fetchers(monkeypatch):
-    monkeypatch.setattr(recommendations, "_FETCHERS", {"aws": lambda r: None})
+def test_unknown_provider_names_the_available_fetchers():
     with pytest.raises(ConfigError,
-                       match="No recommendations fetcher for 'oracle'; available: aws"):
-        recommendations.fetch_and_store("oracle", "duckdb:///:memory:")
+                       match="No recommendations fetcher for 'oracle'; available: aws, gcp, azure"):
+        fetch_and_store("oracle", "duckdb:///:memory:")
 
 
 def test_rows_from_records_refuses_undeclared_fields():

@@ -18,10 +18,9 @@ import boto3
 import pytest
 
 from costflow.errors import CostflowError, SourceError
-from costflow.pipelines import s3_sources
-from costflow.pipelines.ingest import run
-from costflow.samples import aws_exports as ax
-from costflow.samples.aws_cur import generate_cur
+from costflow.providers.aws import s3 as s3_sources
+from costflow.providers.aws.samples import exports as ax
+from costflow.providers.aws.samples.cur import generate_cur
 from costflow.warehouse import connect
 from tests.aws_bucket import BUCKET, LEGACY_PAYER, build_layout, free_port, upload
 
@@ -66,12 +65,6 @@ def _exists(client) -> bool:
     return any(b["Name"] == BUCKET for b in client.list_buckets().get("Buckets", []))
 
 
-def _ingest(tmp_path: Path, *sources: str, db: str = "w", extra: list[str] | None = None):
-    return run([f"--source={s}" for s in sources] + [
-        f"--warehouse=duckdb:///{tmp_path}/{db}.duckdb", f"--staging_dir={tmp_path}/staging",
-        f"--report_dir={tmp_path}/runs", "--provider=aws"] + (extra or []))
-
-
 def _query(tmp_path: Path, sql: str, db: str = "w") -> list[dict]:
     wh = connect(f"duckdb:///{tmp_path}/{db}.duckdb")
     try:
@@ -84,9 +77,9 @@ def _by_slice(rows: list[dict]) -> dict[tuple[str, str], tuple[Decimal, int]]:
     return {(r["account"], r["period"]): (r["billed"], r["n"]) for r in rows}
 
 
-def test_bucket_loads_each_period_once_from_its_current_delivery(s3, tmp_path):
+def test_bucket_loads_each_period_once_from_its_current_delivery(s3, tmp_path, ingest):
     _, layout = s3
-    report = _ingest(tmp_path, f"s3://{BUCKET}/cur/", f"s3://{BUCKET}/exports/")
+    report = ingest(f"s3://{BUCKET}/cur/", f"s3://{BUCKET}/exports/", provider="aws")
     assert report["status"] == "succeeded"
     got = _by_slice(_query(tmp_path, SLICES))
     assert {k: v[0] for k, v in got.items()} == layout.truth
@@ -104,12 +97,12 @@ def test_bucket_loads_each_period_once_from_its_current_delivery(s3, tmp_path):
     assert "cccc-nov-2" in str(ledger["sources"])
 
 
-def test_unchanged_delivery_is_skipped_and_a_new_assembly_replaces_its_month(s3, tmp_path):
+def test_unchanged_delivery_is_skipped_and_a_new_assembly_replaces_its_month(s3, tmp_path, ingest):
     client, layout = s3
     source = f"s3://{BUCKET}/cur/"
-    assert _ingest(tmp_path, source)["status"] == "succeeded"
+    assert ingest(source, provider="aws")["status"] == "succeeded"
     before = _query(tmp_path, SLICES)
-    again = _ingest(tmp_path, source)
+    again = ingest(source, provider="aws")
     assert again["status"] == "skipped"
     assert "already loaded" in again["warnings"][0]
     assert _query(tmp_path, SLICES) == before
@@ -124,17 +117,17 @@ def test_unchanged_delivery_is_skipped_and_a_new_assembly_replaces_its_month(s3,
     for path in [*delivery.files, delivery.manifest]:
         client.put_object(Bucket=BUCKET, Key=path.relative_to(layout.root).as_posix(),
                           Body=path.read_bytes())
-    third = _ingest(tmp_path, source)
+    third = ingest(source, provider="aws")
     assert third["status"] == "succeeded"
     got = _by_slice(_query(tmp_path, SLICES))
     assert got[(LEGACY_PAYER, "2023-11-01")] == (info.unblended_total, 150)
     assert got[(LEGACY_PAYER, "2023-10-01")] == _by_slice(before)[(LEGACY_PAYER, "2023-10-01")]
 
 
-def test_local_copy_of_the_bucket_gives_identical_rows(s3, tmp_path):
+def test_local_copy_of_the_bucket_gives_identical_rows(s3, tmp_path, ingest):
     _, layout = s3
-    _ingest(tmp_path, f"s3://{BUCKET}/cur/", f"s3://{BUCKET}/exports/", db="remote")
-    _ingest(tmp_path, str(layout.root / "cur"), str(layout.root / "exports"), db="local")
+    ingest(f"s3://{BUCKET}/cur/", f"s3://{BUCKET}/exports/", db="remote", provider="aws")
+    ingest(str(layout.root / "cur"), str(layout.root / "exports"), db="local", provider="aws")
     content = ("SELECT * EXCEPT (x_SourceUri, x_RunId, x_IngestedAt) "
                "FROM cost_analytics.cost_line_items "
                "ORDER BY BillingAccountId, x_SourceFormat, ChargePeriodStart, x_SourceRowNumber, "
@@ -143,23 +136,23 @@ def test_local_copy_of_the_bucket_gives_identical_rows(s3, tmp_path):
     assert len(remote) == sum(layout.rows.values()) and remote == local
 
 
-def test_manifest_naming_a_missing_file_fails_and_keeps_previous_data(s3, tmp_path):
+def test_manifest_naming_a_missing_file_fails_and_keeps_previous_data(s3, tmp_path, ingest):
     client, layout = s3
-    _ingest(tmp_path, f"s3://{BUCKET}/cur/")
+    ingest(f"s3://{BUCKET}/cur/", provider="aws")
     before = _query(tmp_path, SLICES)
     client.delete_object(Bucket=BUCKET, Key="cur/my-report/20231101-20231201/cccc-nov-2/"
                                             "my-report-2.csv.gz")
     with pytest.raises(SourceError) as err:
-        _ingest(tmp_path, f"s3://{BUCKET}/cur/")
+        ingest(f"s3://{BUCKET}/cur/", provider="aws")
     text = str(err.value)
     assert "my-report-Manifest.json" in text and "my-report-2.csv.gz" in text
     assert "not in the bucket" in text
     assert _query(tmp_path, SLICES) == before
 
 
-def test_corrupt_parquet_fails_naming_the_file_and_keeps_previous_data(s3, tmp_path):
+def test_corrupt_parquet_fails_naming_the_file_and_keeps_previous_data(s3, tmp_path, ingest):
     client, _ = s3
-    _ingest(tmp_path, f"s3://{BUCKET}/cur/")
+    ingest(f"s3://{BUCKET}/cur/", provider="aws")
     before = _query(tmp_path, SLICES)
     manifest = json.loads(client.get_object(
         Bucket=BUCKET, Key="exports/cur2/my-export/metadata/BILLING_PERIOD=2023-11/"
@@ -168,12 +161,12 @@ def test_corrupt_parquet_fails_naming_the_file_and_keeps_previous_data(s3, tmp_p
     body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     client.put_object(Bucket=BUCKET, Key=key, Body=body[: len(body) // 2] + b"\0" * 64)
     with pytest.raises(CostflowError) as err:
-        _ingest(tmp_path, f"s3://{BUCKET}/exports/cur2/")
+        ingest(f"s3://{BUCKET}/exports/cur2/", provider="aws")
     assert key.rsplit("/", 1)[-1] in str(err.value) and "Parquet" in str(err.value)
     assert _query(tmp_path, SLICES) == before
 
 
-def test_unknown_column_set_is_a_clear_error(s3, tmp_path):
+def test_unknown_column_set_is_a_clear_error(s3, tmp_path, ingest):
     client, _ = s3
     data = gzip.compress(b"Date,Cost,Account\n2023-11-01,1.0,x\n")
     client.put_object(Bucket=BUCKET, Key="odd/report/data/BILLING_PERIOD=2023-11/odd-00001.csv.gz",
@@ -182,20 +175,20 @@ def test_unknown_column_set_is_a_clear_error(s3, tmp_path):
                                          "report-Manifest.json",
                       Body=json.dumps({"executionId": "e1"}).encode())
     with pytest.raises(SourceError) as err:
-        _ingest(tmp_path, f"s3://{BUCKET}/odd/")
+        ingest(f"s3://{BUCKET}/odd/", provider="aws")
     assert "odd-00001.csv.gz" in str(err.value) and "matches no known aws export format" in str(
         err.value)
 
 
-def test_s3_uri_without_objects_is_a_clear_error(s3, tmp_path):
+def test_s3_uri_without_objects_is_a_clear_error(s3, tmp_path, ingest):
     with pytest.raises(SourceError, match="holds no object"):
-        _ingest(tmp_path, f"s3://{BUCKET}/nothing-here/")
+        ingest(f"s3://{BUCKET}/nothing-here/", provider="aws")
 
 
-def test_local_copy_without_manifest_still_uses_the_plain_planner(tmp_path):
+def test_local_copy_without_manifest_still_uses_the_plain_planner(tmp_path, ingest):
     src = tmp_path / "plain"
     src.mkdir()
     info = generate_cur(src / "cur.csv", 120, payer_account=LEGACY_PAYER)
     shutil.copy(info.path, src / "copy.csv")  # two files, no manifest: both read
-    report = _ingest(tmp_path, str(src))
+    report = ingest(str(src), provider="aws")
     assert report["status"] == "succeeded" and report["totals"]["rows_read"] == 240

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from costflow.samples.aws_cur import (
+from costflow.providers.aws.samples.cur import (
     CUR_COLUMNS,
     LINE_ITEM_TYPES,
     GeneratedCur,
@@ -26,7 +26,7 @@ from costflow.samples.aws_cur import (
     main,
     write_cur_delivery,
 )
-from costflow.samples.aws_cur_catalog import SAMPLE_COLUMNS
+from costflow.providers.aws.samples.cur_catalog import SAMPLE_COLUMNS
 from costflow.samples.csv_text import java_number_strings
 
 ROWS = 20_000

@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from costflow.pipelines.report import exact
 from costflow.pipelines.staging import PARQUET_OPTIONS
+from costflow.text import exact
 from costflow.transforms.commitment_amortization import (
     COLUMNS,
     Allocation,

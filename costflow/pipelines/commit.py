@@ -84,7 +84,7 @@ class CommitRun(beam.DoFn):
         self.settings = settings
 
     def setup(self) -> None:
-        from costflow.quality.slice_gate import SliceGateStep
+        from costflow.quality.commit_checks import SliceGateStep
         from costflow.warehouse import connect  # clients are built on the worker, not pickled
         self.warehouse = connect(self.settings.warehouse_url)
         self.quality = SliceGateStep()  # GX context and suite: once per worker

@@ -15,20 +15,8 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 
-from costflow.pipelines.sources import SourceFile
 from costflow.reconcile import SliceKey, SliceStats, merge_all
-
-
-@dataclass
-class SourceBatch:
-    """A batch of one source file, as read (all string columns for CSV)."""
-
-    source: SourceFile
-    first_row: int
-    batch: pa.RecordBatch
-
-    def nbytes(self) -> int:
-        return self.batch.nbytes
+from costflow.sources.contract import SourceBatch
 
 
 @dataclass

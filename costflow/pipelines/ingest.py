@@ -1,10 +1,11 @@
 """The ingest pipeline: billing export files -> Arrow batches -> FOCUS -> staged -> warehouse.
 
     costflow ingest --provider aws --source ../shared/samples/aws/cur_legacy_anonymous.csv
-    python -m costflow.pipelines.ingest --source 'exports/**/*.csv.gz' --runner DataflowRunner ...
+    costflow ingest --source 'gs://billing/**/*.csv.gz' --runner DataflowRunner ...
 
-This module is the composition root only: it resolves configuration, plans the sources, records
-the run, builds the pipeline from the transforms and runs it. Locally (no --runner, or
+This module is the composition root only: it resolves configuration, plans the sources with the
+providers' catalog (`costflow.providers.CATALOG`), records the run, builds the pipeline from the
+transforms and runs it. Locally (no --runner, or
 DirectRunner) it runs Beam's in-process FnApiRunner directly, which is what DirectRunner falls
 back to after trying to download the Prism runner; that attempt is skipped so local runs are
 fast and work offline.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-import sys
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -26,14 +26,15 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from costflow.errors import ConfigError, CostflowError, IngestFailed
 from costflow.pipelines.commit import CommitRun, MergeStagedParts, RunSettings, remove_dir
-from costflow.pipelines.elements import SourceBatch, StagedPart
+from costflow.pipelines.elements import StagedPart
+from costflow.pipelines.normalize import NormalizeBatches
 from costflow.pipelines.options import QualityOptions, SourceOptions, WarehouseOptions
 from costflow.pipelines.read import ReadSourceBatches
-from costflow.pipelines.report import RunReport, format_summary
-from costflow.pipelines.sources import Plan, beam_reader, plan_sources, resolve_patterns
+from costflow.pipelines.report import RunReport
 from costflow.pipelines.staging import StageParquet, run_staging_dir
 from costflow.pipelines.unchanged import previous_load, skip_run
-from costflow.transforms.normalize import NormalizeBatches
+from costflow.providers import CATALOG, Catalog
+from costflow.sources.contract import Plan, SourceBatch
 from costflow.warehouse import connect, resolve_url
 from costflow.warehouse.base import RunStart
 
@@ -41,23 +42,25 @@ LOG = logging.getLogger("costflow.ingest")
 LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
 
 
-def build(pipeline: beam.Pipeline, plan: Plan, settings: RunSettings) -> beam.PCollection:
+def build(pipeline: beam.Pipeline, plan: Plan, settings: RunSettings,
+          catalog: Catalog) -> beam.PCollection:
     """Wire the transforms; returns the PCollection holding the run report."""
-    files = [f for f in plan.files if beam_reader(f.container) is None]
+    files = [f for f in plan.files if catalog.beam_reader(f.container) is None]
     batches = (
         pipeline
         | "ListSources" >> beam.Create(files)
         | "SpreadFiles" >> beam.Reshuffle()
-        | "ReadBatches" >> beam.ParDo(ReadSourceBatches()).with_output_types(SourceBatch)
+        | "ReadBatches" >> beam.ParDo(ReadSourceBatches(catalog)).with_output_types(SourceBatch)
     )
     # Sources read by a Beam IO (BigQuery tables), one branch each, joined to the file reads.
-    tables = [(f, read) for f in plan.files if (read := beam_reader(f.container))]
+    tables = [(f, read) for f in plan.files if (read := catalog.beam_reader(f.container))]
     if tables:
         branches = [pipeline | f"ReadTable{i}" >> read(f) for i, (f, read) in enumerate(tables)]
         batches = (batches, *branches) | "JoinReads" >> beam.Flatten()
     staged = (
         batches
-        | "Normalize" >> NormalizeBatches(settings.run_id, settings.started_at)
+        | "Normalize" >> NormalizeBatches(settings.run_id, settings.started_at,
+                                          catalog.normalizers())
         | "StageParquet" >> beam.ParDo(StageParquet(settings.run_dir))
         .with_output_types(StagedPart)
     )
@@ -72,8 +75,13 @@ def _default_dir(value: str | None, name: str) -> str:
     return value or os.path.abspath(os.path.join(".costflow", name))
 
 
-def run(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run one ingest; returns the run report, raises CostflowError on failure."""
+def run(argv: list[str] | None = None, catalog: Catalog | None = None) -> dict[str, Any]:
+    """Run one ingest; returns the run report, raises CostflowError on failure.
+
+    ``catalog`` is the providers' catalog to plan and read with (default: every provider,
+    `costflow.providers.CATALOG`).
+    """
+    catalog = catalog or CATALOG
     options = PipelineOptions(argv)
     src, wh, quality = (options.view_as(SourceOptions), options.view_as(WarehouseOptions),
                         options.view_as(QualityOptions))
@@ -87,11 +95,11 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         warehouse.ensure_schema()
         try:
-            patterns = resolve_patterns(src.source, {
+            patterns = catalog.resolve_patterns(src.source, {
                 "authorized_project": src.authorized_project,
                 "lookback_days": src.lookback_days}, warehouse)
-            plan = plan_sources(patterns, src.provider, src.source_format,
-                                    billing_currency=src.billing_currency)
+            plan = catalog.plan(patterns, src.provider, src.source_format,
+                                billing_currency=src.billing_currency)
         except CostflowError as exc:
             warehouse.begin_run(RunStart(run_id, started, src.provider, src.source_format,
                                          [{"uri": s} for s in src.source]))
@@ -118,7 +126,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         pipeline = beam.Pipeline(runner=FnApiRunner() if runner in LOCAL_RUNNERS else None,
                                  options=options)
-        build(pipeline, plan, settings)
+        build(pipeline, plan, settings, catalog)
         pipeline.run().wait_until_finish()
     except Exception as exc:
         raise _as_user_error(exc, settings) from None
@@ -150,11 +158,3 @@ def _as_user_error(exc: Exception, settings: RunSettings) -> CostflowError:
         warehouse.close()
     return cause if isinstance(cause, CostflowError) else IngestFailed(message)
 
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        print(format_summary(run(sys.argv[1:])))
-    except CostflowError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)

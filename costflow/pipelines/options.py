@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from costflow.providers import NAMES
+
 
 class SourceOptions(PipelineOptions):
     """Where to read and what it is."""
@@ -16,7 +18,7 @@ class SourceOptions(PipelineOptions):
     def _add_argparse_args(cls, parser) -> None:
         parser.add_argument("--source", action="append", default=None,
                             help="File, directory or glob (** allowed); repeat for more.")
-        parser.add_argument("--provider", default=None, choices=["aws", "gcp", "azure"],
+        parser.add_argument("--provider", default=None, choices=NAMES,
                             help="Only accept exports of this provider.")
         parser.add_argument("--format", dest="source_format", default=None,
                             help="Force the export format instead of detecting it by header.")

@@ -16,8 +16,7 @@ from collections.abc import Iterator
 import apache_beam as beam
 import pyarrow as pa
 
-from costflow.pipelines.elements import SourceBatch
-from costflow.pipelines.sources import SourceFile, read_batches
+from costflow.sources.contract import SourceBatch, SourceCatalog, SourceFile
 
 LOG = logging.getLogger("costflow.ingest")
 PROGRESS_EVERY_S = 5.0
@@ -25,14 +24,16 @@ READ_AHEAD = 2
 _DONE = object()
 
 
-def read_ahead(source: SourceFile) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """`read_batches` with the reading done in a background thread, at most READ_AHEAD ahead."""
+def read_ahead(source: SourceFile,
+               catalog: SourceCatalog) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """`Catalog.read_batches` with the reading done in a background thread, at most READ_AHEAD
+    batches ahead."""
     q: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for item in read_batches(source):
+            for item in catalog.read_batches(source):
                 while not stop.is_set():
                     try:
                         q.put(item, timeout=0.2)
@@ -61,10 +62,15 @@ def read_ahead(source: SourceFile) -> Iterator[tuple[int, pa.RecordBatch]]:
 
 
 class ReadSourceBatches(beam.DoFn):
+    """Stream each planned file through the reader its container declares."""
+
+    def __init__(self, catalog: SourceCatalog) -> None:
+        self.catalog = catalog
+
     def process(self, source: SourceFile) -> Iterator[SourceBatch]:
         started = last_log = time.monotonic()
         rows = 0
-        for first_row, batch in read_ahead(source):
+        for first_row, batch in read_ahead(source, self.catalog):
             rows += batch.num_rows
             yield SourceBatch(source=source, first_row=first_row, batch=batch)
             now = time.monotonic()

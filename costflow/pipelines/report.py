@@ -16,16 +16,9 @@ from apache_beam.io.filesystems import FileSystems
 
 from costflow.pipelines.elements import FileCounts
 from costflow.reconcile import SliceCheck, SliceKey, SliceStats
+from costflow.text import exact
 
 TOP_REASONS = 5
-
-
-def exact(value: Decimal) -> str:
-    """Exact decimal text without float formatting or trailing zeros ('0' for zero)."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
 
 
 @dataclass
@@ -41,7 +34,7 @@ class RunReport:
     files: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
-    quality: dict[str, Any] = field(default_factory=dict)  # costflow.quality.slice_gate
+    quality: dict[str, Any] = field(default_factory=dict)  # costflow.quality.commit_checks
     quality_report: str | None = None  # path of the HTML data-quality report
     amortization: list[dict[str, Any]] = field(default_factory=list)  # pipelines.amortize
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from costflow.pipelines.report import RunReport
-from costflow.pipelines.sources import Plan
+from costflow.sources.contract import Plan
 from costflow.warehouse import sqlfiles
 from costflow.warehouse.base import RunStart, Warehouse
 

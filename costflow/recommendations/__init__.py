@@ -1,29 +1,23 @@
-"""Fetch cost recommendations from each provider into the provider-neutral table.
+"""What a recommendation fetcher is: the contract between providers and the recommendations table.
 
-A provider module (GCP Recommender, AWS Compute Optimizer, Azure Advisor) registers one
-*fetcher*: given a `FetchRequest` it calls the provider's API with the official client and
-returns the recommendations as rows of the declared `recommendations` schema, plus the sources
-it covered. `fetch_and_store` runs a fetcher and replaces that provider's rows of those sources
-atomically, so a recommendation the provider no longer lists disappears.
-
-    costflow recommendations fetch --provider aws --scope region=us-east-1
+A provider (GCP Recommender, AWS Compute Optimizer, Azure Advisor) declares one *fetcher*
+(`Provider.recommender`): given a `FetchRequest` it calls the provider's API with the official
+client and returns the recommendations as rows of the declared `recommendations` schema, plus
+the sources it covered. `costflow.services.recommendation_fetch.fetch_and_store` runs one and
+replaces that provider's rows of those sources atomically.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
-from costflow.errors import ConfigError
-from costflow.warehouse import connect
-from costflow.warehouse.recommendations import SCHEMA
+from costflow.warehouse.recommendation_checks import SCHEMA
 
 
 @dataclass(frozen=True)
@@ -41,23 +35,6 @@ class FetchResult:
 
 
 Fetcher = Callable[[FetchRequest], FetchResult]
-
-# Modules that register a fetcher when imported.
-_MODULES: tuple[str, ...] = ("costflow.recommendations.azure_advisor",
-                             "costflow.recommendations.aws_compute_optimizer",
-                             "costflow.recommendations.gcp_recommender")
-_FETCHERS: dict[str, Fetcher] = {}
-
-
-def register(provider: str, fetcher: Fetcher) -> None:
-    _FETCHERS[provider] = fetcher
-
-
-def providers() -> list[str]:
-    for module in _MODULES:
-        importlib.import_module(module)
-    return sorted(_FETCHERS)
-
 
 def rows_from_records(records: Sequence[Mapping[str, Any]], request: FetchRequest) -> pa.Table:
     """Rows of the declared schema from per-recommendation dicts (recommendations are few).
@@ -80,24 +57,3 @@ def rows_from_records(records: Sequence[Mapping[str, Any]], request: FetchReques
         columns["x_IngestedAt"][-1] = request.fetched_at
     nullable = pa.schema([f.with_nullable(True) for f in SCHEMA])
     return pa.Table.from_pydict(columns, schema=nullable)
-
-
-def fetch_and_store(provider: str, warehouse_url: str,
-                    scope: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
-    """Fetch ``provider``'s recommendations and replace them in the warehouse."""
-    known = providers()
-    if provider not in known:
-        raise ConfigError(f"No recommendations fetcher for {provider!r}; available: "
-                          f"{', '.join(known) or 'none'}.")
-    request = FetchRequest(provider=provider,
-                           run_id=f"recs-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
-                           fetched_at=datetime.now(UTC), scope=dict(scope or {}))
-    result = _FETCHERS[provider](request)
-    warehouse = connect(warehouse_url)
-    try:
-        warehouse.ensure_schema()
-        written = warehouse.replace_recommendations(result.rows, provider, result.sources)
-    finally:
-        warehouse.close()
-    return {"provider": provider, "run_id": request.run_id, "sources": result.sources,
-            "recommendations": written}

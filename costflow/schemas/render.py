@@ -134,7 +134,7 @@ def _view_ddl(dataset: str, verb: str) -> list[str]:
 
 
 def docs_markdown() -> str:
-    """The schema reference page (docs/schema.md)."""
+    """The schema reference page (costflow/schemas/generated/schema.md)."""
     lines = [
         "# cost_analytics schema",
         "",
@@ -178,17 +178,19 @@ def docs_markdown() -> str:
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = Path(__file__).resolve().parents[1]
+# Every rendering lives here: DDL for both engines, BigQuery JSON schemas, the docs table.
+GENERATED = PACKAGE / "schemas" / "generated"
 
 
 def rendered_files() -> dict[Path, str]:
     """Every committed rendering, path -> expected text."""
     files: dict[Path, str] = {
-        PACKAGE / "sql" / "ddl" / "create_tables.sql": bigquery_ddl(),
-        PACKAGE / "schemas" / "generated" / "duckdb_ddl.sql": duckdb_ddl(),
-        ROOT / "docs" / "schema.md": docs_markdown(),
+        GENERATED / "bigquery_ddl.sql": bigquery_ddl(),
+        GENERATED / "duckdb_ddl.sql": duckdb_ddl(),
+        GENERATED / "schema.md": docs_markdown(),
     }
     for t in ALL_TABLES:
-        files[PACKAGE / "schemas" / "generated" / f"{t.name}.bigquery.json"] = (
+        files[GENERATED / f"{t.name}.bigquery.json"] = (
             json.dumps(bigquery_schema(t), indent=2) + "\n"
         )
     return files

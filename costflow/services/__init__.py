@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from costflow.services.models import (
+from costflow.models import (
     CostBreakdown,
     CostResult,
     ForecastPoint,

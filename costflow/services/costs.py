@@ -15,21 +15,16 @@ the tenant and provider scope of `costflow.services.tenancy` as bound parameters
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 from functools import lru_cache
-from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
 from costflow.errors import ConfigError
 from costflow.schemas.columns import LogicalType
 from costflow.schemas.focus import COST_LINE_ITEMS
-from costflow.schemas.render import DATASET, FOCUS_VIEWS
 from costflow.services.tenancy import ALL_PROVIDERS, Tenant, scope_params
 from costflow.warehouse import sqlfiles
 from costflow.warehouse.base import Warehouse
@@ -67,13 +62,6 @@ _USAGE_SQL = ("IF(COUNT(DISTINCT usage_unit) = 1, SUM(usage_quantity), NULL) AS 
 # Metrics: the FOCUS cost columns a user may sum.
 METRICS: tuple[str, ...] = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 assert all(COST_LINE_ITEMS.column(m).type is LogicalType.DECIMAL for m in METRICS)
-
-
-@runtime_checkable
-class ParquetExporter(Protocol):
-    """An engine that can write a query's result to Parquet without going through Python."""
-
-    def export_parquet(self, sql: str, out_path: str | os.PathLike[str]) -> int: ...
 
 
 def costs_by_dimension(warehouse: Warehouse, start: date, end: date, group_by: list[str],
@@ -195,29 +183,6 @@ def _build_query(group_by: list[str], filters: dict[str, list[str]],
                                  unnest=exp.Unnest(
             expressions=[exp.Parameter(this=exp.var(param))])), append=True, copy=False)
     return query.sql(dialect="bigquery", comments=False), params
-
-
-def export_focus(warehouse: Warehouse, out_path: str | os.PathLike[str],
-                 version: str = "1.2") -> int:
-    """Write the versioned FOCUS view (`focus_v1_2` or `focus_v1_3`) to one Parquet file.
-
-    DuckDB streams it with COPY; other engines go through an Arrow table.
-
-    Returns:
-        The number of rows written.
-    """
-    views = {v: name for name, v in FOCUS_VIEWS.items()}
-    if version not in views:
-        raise ConfigError(f"unknown FOCUS version {version!r}; allowed: {', '.join(views)}.")
-    select = exp.Select(expressions=[exp.Star()]).from_(
-        sqlfiles.table(views[version], DATASET), copy=False)
-    sql = select.sql(dialect="bigquery")
-    if isinstance(warehouse, ParquetExporter):
-        return warehouse.export_parquet(sql, out_path)
-    table = warehouse.query(sql)
-    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, out_path)
-    return table.num_rows
 
 
 def tag_path(key: str) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from costflow.errors import ConfigError
-from costflow.services.models import ForecastPoint, TimePeriod
+from costflow.models import ForecastPoint, TimePeriod
 
 SEASON = 7
 BACKTEST_DAYS = 14

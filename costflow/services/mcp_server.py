@@ -21,16 +21,17 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from costflow.errors import CostflowError
+from costflow.models import to_json
 from costflow.schemas.focus import COST_LINE_ITEMS
 from costflow.services.costs import DIMENSIONS, FILTER_ONLY, METRICS, TAG_PREFIX
-from costflow.services.models import exact, to_json
 from costflow.services.providers import (
     DEFAULT_METRIC,
     GRANULARITIES,
     WarehouseCostProvider,
     dimension_names,
 )
-from costflow.services.tenancy import ALL_PROVIDERS, Tenant, check_provider
+from costflow.services.tenancy import ALL_PROVIDERS, PROVIDERS, Tenant, check_provider
+from costflow.text import exact
 from costflow.warehouse import connect
 from costflow.warehouse.base import Warehouse
 
@@ -155,7 +156,7 @@ def build_server(warehouse: Warehouse, tenant: Tenant,
                     "(e.g. tag:team, tag:user:cost-center)",
             "metrics": list(METRICS), "default_metric": DEFAULT_METRIC,
             "granularities": list(GRANULARITIES),
-            "providers": ["all", "aws", "gcp", "azure"] if provider_scope == ALL_PROVIDERS
+            "providers": [ALL_PROVIDERS, *PROVIDERS] if provider_scope == ALL_PROVIDERS
             else [provider_scope],
         }
 

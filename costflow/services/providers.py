@@ -23,10 +23,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from costflow.errors import ConfigError
-from costflow.schemas.operational import RECOMMENDATION_CATEGORIES, RECOMMENDATION_STATES
-from costflow.services import forecast as forecasting
-from costflow.services.costs import DIMENSIONS, METRICS, costs_by_dimension
-from costflow.services.models import (
+from costflow.models import (
     CostBreakdown,
     CostResult,
     ForecastResult,
@@ -35,6 +32,9 @@ from costflow.services.models import (
     TimePeriod,
     exact,
 )
+from costflow.schemas.operational import RECOMMENDATION_CATEGORIES, RECOMMENDATION_STATES
+from costflow.services import forecast as forecasting
+from costflow.services.costs import DIMENSIONS, METRICS, costs_by_dimension
 from costflow.services.tenancy import Tenant, check_provider, scope_params
 from costflow.warehouse import sqlfiles
 from costflow.warehouse.base import Warehouse

@@ -28,8 +28,9 @@ from typing import Any
 from sqlglot import exp
 
 from costflow.errors import ConfigError
+from costflow.providers import NAMES
 
-PROVIDERS = ("aws", "gcp", "azure")
+PROVIDERS = NAMES  # the providers costflow reads (costflow.providers)
 ALL_PROVIDERS = "all"
 # Principals BigQuery accepts in GRANT TO (row access policies).
 _GRANTEE = re.compile(r"^(user|group|serviceAccount|domain):[A-Za-z0-9._%+@-]+$")

@@ -66,11 +66,16 @@ class Normalizer(Protocol):
     """One provider export format (e.g. AWS legacy CUR CSV) mapped to the unified schema."""
 
     provider: ClassVar[str]        # "aws", "gcp", "azure", "kubernetes"
-    source_format: ClassVar[str]   # e.g. "aws_cur_legacy"; unique in the registry
+    source_format: ClassVar[str]   # e.g. "aws_cur_legacy"; unique among all providers
     basis_column: ClassVar[str]    # source column summed as the invoice basis
 
     def detect(self, columns: Sequence[str]) -> bool:
         """True when a file with these header names is in this format."""
+        ...
+
+    def detect_unmarked(self, columns: Sequence[str]) -> bool:
+        """True when a provider-neutral header (a plain FOCUS file) is in this format once the
+        user names its provider (``--provider``); False for formats with their own columns."""
         ...
 
     def missing_required(self, columns: Sequence[str]) -> list[str]:

@@ -1,7 +1,8 @@
-"""The service -> FOCUS ServiceCategory/ServiceSubcategory tables shipped under `mappings/`.
+"""The service -> FOCUS ServiceCategory/ServiceSubcategory tables the providers ship.
 
-Each provider ships its own table (AWS product codes, GCP service ids, Azure consumed service
-and resource type), but every table obeys the same rules, checked once here when it is read:
+Each provider ships its own table in its folder's ``mappings/`` (AWS product codes, GCP service
+ids, Azure consumed service and resource type), but every table obeys the same rules, checked once
+here when it is read:
 no key listed twice, and every subcategory one that FOCUS 1.2 allows for its category.
 """
 
@@ -12,17 +13,14 @@ from pathlib import Path
 
 from costflow.schemas.focus import SERVICE_SUBCATEGORIES
 
-MAPPINGS = Path(__file__).with_name("mappings")
 
-
-def read_service_table(name: str, key: str | None) -> list[dict[str, str]]:
-    """Rows of ``mappings/<name>``; ValueError naming the row when a rule is broken.
+def read_service_table(path: Path, key: str | None) -> list[dict[str, str]]:
+    """Rows of one table; ValueError naming the row when a rule is broken.
 
     Args:
-        name: the CSV file name, with columns ``service_category`` and ``service_subcategory``.
+        path: the CSV file, with columns ``service_category`` and ``service_subcategory``.
         key: the column that must be unique, or None when rows may share a key.
     """
-    path = MAPPINGS / name
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if key is not None:

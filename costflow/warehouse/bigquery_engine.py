@@ -33,8 +33,16 @@ from costflow.reconcile import SliceCheck, SliceKey, SliceStats
 from costflow.schemas.columns import TableSpec
 from costflow.schemas.focus import COST_LINE_ITEMS
 from costflow.schemas.operational import DEAD_LETTERS, LOAD_SLICES, RECOMMENDATIONS
-from costflow.schemas.render import ALL_TABLES, BIGQUERY_TYPES, FOCUS_VIEWS, bigquery_schema
-from costflow.warehouse import migrate, recommendations, slices, sqlfiles
+from costflow.schemas.render import (
+    ALL_TABLES,
+    BIGQUERY_TYPES,
+    FOCUS_VIEWS,
+    GENERATED,
+    bigquery_schema,
+)
+from costflow.warehouse import commit_params as slices
+from costflow.warehouse import migrate, sqlfiles
+from costflow.warehouse import recommendation_checks as recommendations
 from costflow.warehouse.base import RunStart, StagedRun, Warehouse
 
 LOG = logging.getLogger("costflow.warehouse")
@@ -119,7 +127,7 @@ class BigQueryWarehouse(Warehouse):
                                              exists_ok=True)
             self._add_new_columns(spec, table)
         tables = self.tables()
-        for statement in sqlfiles.load("ddl/create_tables.sql"):
+        for statement in sqlfiles.load_file(str(GENERATED / "bigquery_ddl.sql")):
             if isinstance(statement.expression, exp.Create) and (
                     statement.expression.kind == "VIEW"):
                 view = statement.expression.this.name

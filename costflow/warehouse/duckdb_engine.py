@@ -36,7 +36,9 @@ from costflow.schemas.columns import TableSpec
 from costflow.schemas.focus import COST_LINE_ITEMS
 from costflow.schemas.operational import DEAD_LETTERS, RECOMMENDATIONS
 from costflow.schemas.render import ALL_TABLES, DATASET, DUCKDB_TYPES
-from costflow.warehouse import migrate, recommendations, slices, sqlfiles
+from costflow.warehouse import commit_params as slices
+from costflow.warehouse import migrate, sqlfiles
+from costflow.warehouse import recommendation_checks as recommendations
 from costflow.warehouse.base import RunStart, StagedRun, Warehouse
 from costflow.warehouse.sqlfiles import DuckStatement
 
@@ -68,10 +70,6 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class InjectedFailure(RuntimeError):
-    """Raised by the test hook `fail_after_statement` to simulate a crash mid-commit."""
-
-
 def _config() -> dict[str, str | bool | int | float | list[str]]:
     """Engine settings that keep a load's memory bounded, whatever the input size.
 
@@ -92,23 +90,13 @@ class DuckDBWarehouse(Warehouse):
 
     Args:
         path: the database file (its parent directory is created), or ``":memory:"``.
-        fail_after_statement: test hook: raise `InjectedFailure` right after the statement of
-            this name ran inside the commit transaction (e.g. ``"delete_slice_rows"``; see the
-            ``-- name:`` comments in `sql/load/replace_slices.sql`, plus ``stage_rows``,
-            ``stage_dead_letters`` and ``reconcile_slices``). Tests that cannot reach the
-            constructor (an end-to-end ingest) may patch the class attribute instead.
     """
 
-    fail_after_statement: str | None = None
-
-    def __init__(self, path: str | os.PathLike[str], *,
-                 fail_after_statement: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         text = os.fspath(path)
         self._memory = text == MEMORY
         self.path: Path | None = None if self._memory else Path(text)
         self.url = f"duckdb:///{text}"
-        if fail_after_statement is not None:
-            self.fail_after_statement = fail_after_statement
         self._shared: duckdb.DuckDBPyConnection | None = None
 
     @contextmanager
@@ -208,11 +196,15 @@ class DuckDBWarehouse(Warehouse):
 
     def _execute(self, con: duckdb.DuckDBPyConnection, name: str, statement: DuckStatement,
                  params: Mapping[str, Any]) -> duckdb.DuckDBPyConnection:
-        """Run one named statement; the failure-injection hook lives here."""
-        result = con.execute(statement.sql, statement.bind(params))
-        if self.fail_after_statement == name:
-            raise InjectedFailure(f"injected failure after statement {name!r}")
-        return result
+        """Run one named statement and return its cursor.
+
+        Every statement of the SQL files goes through here, and so do the commit's staging
+        views: ``name`` is the statement's ``-- name:`` (e.g. ``delete_slice_rows`` of
+        `sql/load/replace_slices.sql`), or ``stage_rows``, ``stage_dead_letters`` and
+        ``reconcile_slices``. It is the seam a subclass overrides to act between the statements
+        of a commit (the tests simulate a crash mid-commit this way).
+        """
+        return con.execute(statement.sql, statement.bind(params))
 
     def _run_file(self, con: duckdb.DuckDBPyConnection, relative: str,
                   params: Mapping[str, Any]) -> None:

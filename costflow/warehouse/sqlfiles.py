@@ -23,6 +23,7 @@ job labels and the failure-injection hook can refer to them.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -95,6 +96,13 @@ def read_text(relative: str) -> str:
 def load(relative: str) -> tuple[Statement, ...]:
     """Parse ``costflow/sql/<relative>`` into its statements (cached)."""
     return split(read_text(relative), source=relative)
+
+
+@lru_cache(maxsize=16)
+def load_file(path: str) -> tuple[Statement, ...]:
+    """Parse a SQL file shipped elsewhere in the package (a provider's own SQL; cached)."""
+    with open(path, encoding="utf-8") as f:
+        return split(f.read(), source=os.path.basename(path))
 
 
 def split(sql: str, source: str = "<sql>") -> tuple[Statement, ...]:

@@ -1,0 +1,1 @@
+"""Sample exports of this provider: generators for the demo, tests and benchmark."""

@@ -1,0 +1,1 @@
+"""Where billing data comes from: the source contract and the provider-neutral file readers."""
