@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from costflow.errors import ConfigError, CostflowError
-from costflow.providers import CATALOG, NAMES
+from costflow.providers import NAMES
 from costflow.text import render_table
 
 LOG_FORMAT = "%(asctime)s %(message)s"
@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     fetch = rsub.add_parser(
         "fetch", help="Fetch a provider's cost recommendations into the warehouse, replacing "
                       "its previous ones.")
-    fetch.add_argument("--provider", required=True, choices=CATALOG.with_recommender())
+    fetch.add_argument("--provider", required=True, choices=NAMES)
     fetch.add_argument("--scope", action="append", default=[], metavar="KEY=VALUE",
                        help="Where to look, e.g. region=us-east-1, project=web-prod, "
                             "subscription=<id>; repeat for more.")
@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="Generate sample exports, ingest them, print costs.")
     demo.add_argument("--rows", type=int, default=50_000, help="Rows per month (default 50k).")
-    demo.add_argument("--provider", choices=CATALOG.with_demo(), default="aws",
+    demo.add_argument("--provider", choices=NAMES, default="aws",
                       help="Which provider's sample exports to generate (default aws).")
     demo.add_argument("--out", help="Where to write the sample exports (default "
                                     "exports/<provider>).")
@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def ingest_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    from costflow.providers import CATALOG
     from costflow.sources.contract import with_period
 
     argv = [f"--source={with_period(s, args.start, args.end, CATALOG.period_schemes)}"

@@ -23,7 +23,6 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from costflow.errors import ConfigError
-from costflow.providers import CATALOG
 from costflow.schemas.columns import DECIMAL_PRECISION, DECIMAL_SCALE, LogicalType
 from costflow.schemas.focus import focus_columns
 from costflow.schemas.render import DATASET, FOCUS_VIEWS
@@ -87,7 +86,7 @@ def metadata(version: str, created: datetime, schema_id: str) -> dict[str, Any]:
             entry["StringEncoding"] = "UTF-8"
         if col.name == "Tags":
             # FOCUS Tags: provider-defined tag keys carry a prefix the provider declares.
-            entry["ProviderTagPrefixes"] = list(CATALOG.tag_prefixes)
+            entry["ProviderTagPrefixes"] = list(_tag_prefixes())
         definitions.append(entry)
     return {
         "DataGenerator": {"DataGenerator": GENERATOR},
@@ -118,3 +117,10 @@ def export_dataset(warehouse: Warehouse, out_dir: str | os.PathLike[str],
     meta.write_text(json.dumps(metadata(version, created, schema_id), indent=2) + "\n",
                     encoding="utf-8")
     return {"rows": rows, "data": str(data), "metadata": str(meta)}
+
+
+def _tag_prefixes() -> tuple[str, ...]:
+    """What every provider declares (loaded here, not at import: the query side stays light)."""
+    from costflow.providers import CATALOG
+
+    return CATALOG.tag_prefixes

@@ -12,18 +12,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from costflow.errors import ConfigError
-from costflow.providers import CATALOG, Catalog
 from costflow.recommendations import FetchRequest
 from costflow.warehouse import connect
+
+if TYPE_CHECKING:
+    from costflow.providers.base import Catalog
 
 
 def fetch_and_store(provider: str, warehouse_url: str,
                     scope: Mapping[str, list[str]] | None = None,
-                    catalog: Catalog = CATALOG) -> dict[str, Any]:
+                    catalog: Catalog | None = None) -> dict[str, Any]:
     """Fetch ``provider``'s recommendations and replace them in the warehouse."""
+    if catalog is None:
+        from costflow.providers import CATALOG
+
+        catalog = CATALOG
     known = catalog.with_recommender()
     if provider not in known:
         raise ConfigError(f"No recommendations fetcher for {provider!r}; available: "
