@@ -139,9 +139,9 @@ def test_cur2_missing_required_names_the_snake_case_column():
 
 def test_focus_export_parquet_keeps_x_columns_and_reconciles(tmp_path):
     info = generate_cur(tmp_path / "cur.csv.gz", 400, month="2023-11")
-    # ax.to_focus builds the export with our own CUR normalizer, so the expected values come
-    # from the written file itself, read with pyarrow alone (doubles as their shortest decimal
-    # text, the x_ columns as written), and from the CUR generator's own total.
+    # ax.to_focus builds the export from the CUR columns alone (no costflow normalizer); the
+    # expected values come from the written file read with pyarrow alone (doubles as their
+    # shortest decimal text, the x_ columns as written) and from the CUR generator's own total.
     focus = ax.to_focus(ax.read_legacy_csv(info.path))
     path = tmp_path / "focus.snappy.parquet"
     pq.write_table(focus, path)
@@ -174,3 +174,22 @@ def test_parquet_doubles_are_read_as_their_exact_decimal_text(value):
 
     (text,) = as_text(pa.array([float(value)])).to_pylist()
     assert D(text) == D(value)  # the exporter's decimal, not the binary double's expansion
+
+
+@pytest.mark.needs_shared
+def test_aws_legal_entities_are_not_marketplace_sellers_in_the_official_sample():
+    """AWS's FOCUS export names its own legal entity in PublisherName and InvoiceIssuerName;
+    only a seller invoiced by AWS (the sample's Red Hat row) is a Marketplace publisher."""
+    import csv
+
+    from tests.conftest import require_shared
+
+    path = require_shared("samples/focus/focus_1_0_sample.csv")
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["ProviderName"] == "AWS"]
+    batch = pa.RecordBatch.from_pydict({k: [r[k] or None for r in rows] for k in rows[0]})
+    mapped = CATALOG.formats.get("aws_focus").map(batch)
+    expected = [r["PublisherName"] if r["PublisherName"] != r["InvoiceIssuerName"] else "AWS"
+                for r in rows]
+    assert sorted(set(expected)) == ["AWS", "Red Hat Inc."]
+    assert mapped.columns["ServiceProviderName"].to_pylist() == expected

@@ -165,8 +165,15 @@ class FocusExportNormalizer:
         # publisher (the seller) provides the service, and the provider hosts it when the row
         # names one of its resources; a resource-less Marketplace row is SaaS hosted by the
         # seller [FOCUS13 hostprovidername.md] (aws_cur._providers applies the same rule).
+        # A publisher is a third-party seller only when it is neither the provider nor the
+        # invoice issuer: AWS's export names its own legal entity in both PublisherName and
+        # InvoiceIssuerName ("Amazon Web Services Canada, Inc."), a Marketplace seller only in
+        # PublisherName ("Red Hat Inc.", invoiced by AWS) [FOCUS 1.0 sample data].
         publisher = out.setdefault("PublisherName", provider)
-        market = fill_false(pc.not_equal(publisher, provider))
+        issuer = out.get("InvoiceIssuerName", pa.nulls(n, STRING))
+        market = fill_false(pc.and_(pc.not_equal(publisher, provider),
+                                    pc.or_kleene(pc.is_null(issuer),
+                                                 pc.not_equal(publisher, issuer))))
         out.setdefault("ServiceProviderName", pc.if_else(market, publisher, provider))
         resource = out.get("ResourceId", pa.nulls(n, STRING))
         saas = pc.and_(market, pc.is_null(resource))

@@ -10,7 +10,8 @@ legacy CSV (`costflow.providers.aws.samples.cur`, the independent truth) and re-
   zoneless Parquet timestamps, tags as ``resource_tags_*`` columns;
 * CUR 2.0 [PF §2.4]: acronym-preserving snake_case, product attributes that are not flattened
   columns in the ``product`` map, tags in ``resource_tags`` (Parquet MAP, JSON text in CSV);
-* FOCUS 1.2 export [PF §2.5]: the CUR rows normalized, with AWS's ``x_`` columns.
+* FOCUS 1.2 export [PF §2.5]: built column by column from the CUR line items the way AWS's
+  Data Exports derives it (never by costflow's own normalizer), with AWS's ``x_`` columns.
 
 Layouts: `write_legacy_delivery` (CREATE_NEW_REPORT: ``<name>/<period>/<assemblyId>/`` data and
 a top-level manifest naming the current assembly [PF §2.3]) and `write_data_export` (Data
@@ -24,9 +25,11 @@ import csv
 import gzip
 import io
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -142,24 +145,255 @@ FOCUS_EXPORT_COLUMNS = (
     "Tags", "x_CostCategories", "x_Discounts", "x_Operation", "x_ServiceCode", "x_UsageType")
 
 
-def to_focus(table: pa.Table) -> pa.Table:
-    """The legacy CSV month as AWS's FOCUS 1.2 export: costs double, maps as MAP [PF §2.5]."""
-    from costflow.providers.aws.cur import AwsCurLegacyNormalizer
+# How AWS's FOCUS export fills its columns from the CUR line items. [AWS-F12] = the AWS Data
+# Exports table dictionary "FOCUS 1.2 with AWS columns" (docs.aws.amazon.com/cur/latest/userguide/
+# table-dictionary-focus-1-2-aws-columns); [SAMPLE] = the AWS rows of FOCUS-Sample-Data
+# (../shared/samples/focus/focus_1_0_sample.csv), AWS's own export anonymized; [FOCUS] = the
+# FOCUS 1.2 column files (../shared/reference/focus_columns.md); [PF] = provider_formats.md.
+_MS_UTC = pa.timestamp("ms", tz="UTC")      # [AWS-F12] timestamp_milliseconds
+_STRING_MAP = pa.map_(pa.string(), pa.string())
+_EXACT = pa.decimal128(28, 12)              # CUR money text has at most 12 decimals
+# lineItem/LineItemType -> (ChargeCategory, ChargeFrequency, PricingCategory). [FOCUS]
+# chargecategory: usage, purchases (fees, reservation and Savings Plan fees) and tax as named;
+# Credit is what the provider grants (promotional credits [SAMPLE], discounts, the Savings Plan
+# negation that offsets covered usage [PF §2.1]); a CUR Refund does not say what it refunds, so
+# it is an Adjustment. chargefrequency: never Usage-Based for a Purchase; a CUR Fee does not say
+# whether it recurs (RI upfront, domain renewal), so One-Time; Tax follows the usage it is levied
+# on. pricingcategory: Committed when a commitment discount priced the usage, null for Tax,
+# Other for credits [SAMPLE].
+_LINE_ITEM_TYPES: dict[str, tuple[str, str, str | None]] = {
+    "Usage": ("Usage", "Usage-Based", "Standard"),
+    "DiscountedUsage": ("Usage", "Usage-Based", "Committed"),
+    "SavingsPlanCoveredUsage": ("Usage", "Usage-Based", "Committed"),
+    "Fee": ("Purchase", "One-Time", "Standard"),
+    "RIFee": ("Purchase", "Recurring", "Standard"),
+    "SavingsPlanRecurringFee": ("Purchase", "Recurring", "Standard"),
+    "SavingsPlanUpfrontFee": ("Purchase", "One-Time", "Standard"),
+    "Tax": ("Tax", "Usage-Based", None),
+    "Credit": ("Credit", "One-Time", "Other"),
+    "SavingsPlanNegation": ("Credit", "Usage-Based", "Other"),
+    "EdpDiscount": ("Credit", "Usage-Based", "Other"),
+    "BundledDiscount": ("Credit", "Usage-Based", "Other"),
+    "PrivateRateDiscount": ("Credit", "Usage-Based", "Other"),
+    "Discount": ("Credit", "Usage-Based", "Other"),
+    "Refund": ("Adjustment", "One-Time", "Other"),
+}
+# lineItem/ProductCode -> (ServiceCategory, ServiceSubcategory) [FOCUS servicecategory,
+# servicesubcategory: one category per service]; a product not listed is Other.
+_SERVICES: dict[str, tuple[str, str]] = {
+    "AmazonEC2": ("Compute", "Virtual Machines"),
+    "AWSLambda": ("Compute", "Serverless Compute"),
+    "AmazonECS": ("Compute", "Containers"),
+    "AmazonEKS": ("Compute", "Containers"),
+    "ComputeSavingsPlans": ("Compute", "Other (Compute)"),
+    "AmazonS3": ("Storage", "Object Storage"),
+    "AmazonRDS": ("Databases", "Relational Databases"),
+    "AmazonDynamoDB": ("Databases", "NoSQL Databases"),
+    "AmazonVPC": ("Networking", "Network Infrastructure"),
+    "AmazonRoute53": ("Networking", "Network Routing"),
+    "AmazonRegistrar": ("Networking", "Other (Networking)"),
+    "AWSQueueService": ("Integration", "Messaging"),
+    "AmazonSNS": ("Integration", "Messaging"),
+    "awskms": ("Security", "Secret Management"),
+    "AWSSecretsManager": ("Security", "Secret Management"),
+    "AmazonCloudWatch": ("Management and Governance", "Observability"),
+    "AWSSupportBusiness": ("Management and Governance", "Support"),
+    "AWSGlue": ("Analytics", "Data Processing"),
+}
+# pricing/unit in the FOCUS unit spelling AWS's export uses (Hours, GB-Months, Lambda-GB-Seconds
+# [SAMPLE]; [FOCUS] UnitFormat); other units are kept as the price list writes them.
+_UNITS = {"Hrs": "Hours", "hours": "Hours", "GB-Mo": "GB-Months", "DPU-Hour": "DPU-Hours",
+          "Lambda-GB-Second": "Lambda-GB-Seconds"}
 
-    batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
-    if batch is None:
+
+def _text(table: pa.Table, name: str) -> pa.Array:
+    """A CUR column as strings; a column this month's CUR lacks is all null [PF §2.1]."""
+    if name not in table.column_names:
+        return pa.nulls(table.num_rows, _STRING)
+    return table.column(name).combine_chunks()
+
+
+def _double(values: pa.Array) -> pa.Array:
+    """Decimal text as the nearest double (its shortest repr is that text again, so a reader
+    summing the doubles' decimal text gets the CUR's exact total)."""
+    return pc.cast(pc.cast(values, _STRING), pa.float64())
+
+
+def _exact(table: pa.Table, name: str) -> pa.Array:
+    return pc.cast(_text(table, name), _EXACT)
+
+
+def _lookup(keys: pa.Array, mapping: Mapping[str, str | None]) -> pa.Array:
+    """``mapping[key]`` per row (null where the key is not in ``mapping``)."""
+    index = pc.index_in(keys, value_set=pa.array(list(mapping), _STRING))
+    return pa.array(list(mapping.values()), _STRING).take(index)
+
+
+def _by_type(kind: pa.Array, default: pa.Array, values: dict[str, pa.Array]) -> pa.Array:
+    """``values[lineItem/LineItemType]`` per row, ``default`` for the types not named."""
+    out = default
+    for name, chosen in values.items():
+        out = pc.if_else(pc.equal(kind, name), chosen, out)
+    return out
+
+
+def _where(mask: pa.Array, values: pa.Array) -> pa.Array:
+    return pc.if_else(mask, values, pa.nulls(len(values), values.type))
+
+
+def _map_of(table: pa.Table, prefix: str, key: Callable[[str], str]) -> pa.Array:
+    """The ``<prefix>*`` columns as one MAP per row (null values left out, no entry: null)."""
+    names = [c for c in table.column_names if c.startswith(prefix)]
+    n, k = table.num_rows, len(names)
+    if not k:
+        return pa.nulls(n, _STRING_MAP)
+    row_major = np.arange(n * k).reshape(k, n).T.ravel()  # entry j of row i at i * k + j
+    values = pa.concat_arrays([_text(table, c) for c in names]).take(row_major)
+    keys = pa.array([key(c) for c in names] * n, _STRING)
+    keep = pc.is_valid(values)
+    counts = keep.to_numpy(zero_copy_only=False).reshape(n, k).sum(axis=1)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int32())
+    return pa.MapArray.from_arrays(offsets, keys.filter(keep), values.filter(keep),
+                                   mask=pa.array(counts == 0))
+
+
+def to_focus(table: pa.Table) -> pa.Table:
+    """The legacy CSV month as AWS's FOCUS 1.2 export [PF §2.5], one row per CUR line item.
+
+    Built from the CUR columns alone, column by column, the way AWS's export derives them; costs
+    and quantities are doubles (AWS writes doubles), Tags / x_CostCategories / x_Discounts are
+    MAP<string,string>, periods timestamp_milliseconds in UTC [AWS-F12].
+    """
+    n = table.num_rows
+    if not n:
         raise ValueError("an empty month has no FOCUS export")
-    mapped = AwsCurLegacyNormalizer().map(batch)
-    out: dict[str, pa.Array] = {}
-    for name in FOCUS_EXPORT_COLUMNS:
-        values = mapped.columns.get(name, pa.nulls(batch.num_rows, pa.string()))
-        if pa.types.is_decimal(values.type):
-            values = pc.cast(pc.cast(values, pa.string()), pa.float64())
-        elif name in ("Tags", "x_CostCategories", "x_Discounts"):
-            values = pa.array([list(json.loads(v).items()) if v else None
-                               for v in values.to_pylist()], pa.map_(pa.string(), pa.string()))
-        out[name] = values
-    return pa.table(out)
+    kind = _text(table, "lineItem/LineItemType")
+    unknown = set(pc.unique(kind).to_pylist()) - set(_LINE_ITEM_TYPES)
+    if unknown:
+        raise ValueError(f"no FOCUS mapping for lineItem/LineItemType {sorted(unknown)}")
+
+    def is_(*types: str) -> pa.Array:
+        return pc.is_in(kind, value_set=pa.array(types, _STRING))
+
+    def text(name: str) -> pa.Array:
+        return _text(table, name)
+
+    def number(name: str) -> pa.Array:
+        return _double(text(name))
+
+    def stamp(name: str) -> pa.Array:
+        return pc.cast(text(name), _MS_UTC)
+
+    category = _lookup(kind, {t: v[0] for t, v in _LINE_ITEM_TYPES.items()})
+    usage, purchase = pc.equal(category, "Usage"), pc.equal(category, "Purchase")
+    product = text("lineItem/ProductCode")
+    unit = pc.coalesce(_lookup(text("pricing/unit"), _UNITS), text("pricing/unit"))
+    # [FOCUS] pricingquantity: null on Tax; PricingUnit goes with it.
+    quantity = _where(pc.invert(is_("Tax")), number("lineItem/UsageAmount"))
+    ri_arn, sp_arn = text("reservation/ReservationARN"), text("savingsPlan/SavingsPlanARN")
+    commitment = pc.coalesce(ri_arn, sp_arn)
+    is_ri, has_commitment = pc.is_valid(ri_arn), pc.is_valid(commitment)
+    zero = pa.scalar(0, _EXACT)
+    # Amortized cost [PF §2.1 effective cost table; FOCUS effectivecost]: covered usage carries
+    # its commitment's effective cost, the fees only their unused part, upfront fees 0.
+    effective = _by_type(kind, _exact(table, "lineItem/UnblendedCost"), {
+        "SavingsPlanCoveredUsage": _exact(table, "savingsPlan/SavingsPlanEffectiveCost"),
+        "DiscountedUsage": _exact(table, "reservation/EffectiveCost"),
+        "SavingsPlanRecurringFee": pc.cast(pc.subtract(
+            _exact(table, "savingsPlan/TotalCommitmentToDate"),
+            _exact(table, "savingsPlan/UsedCommitment")), _EXACT),
+        "RIFee": pc.cast(pc.add(
+            _exact(table, "reservation/UnusedAmortizedUpfrontFeeForBillingPeriod"),
+            _exact(table, "reservation/UnusedRecurringFee")), _EXACT),
+        "SavingsPlanNegation": zero, "SavingsPlanUpfrontFee": zero,
+    })
+    effective = pc.if_else(pc.and_(is_("Fee"), is_ri), zero, effective)
+    # Negotiated price before commitment discounts [FOCUS contractedunitprice, contractedcost]:
+    # the CUR zeroes the rate of RI-covered usage, whose pre-commitment price is on-demand.
+    ri_usage = is_("DiscountedUsage")
+    contracted_price = _where(pc.or_(usage, purchase), pc.if_else(
+        ri_usage, number("pricing/publicOnDemandRate"), number("lineItem/UnblendedRate")))
+    services = {code: pair[0] for code, pair in _SERVICES.items()}
+    subcategories = {code: pair[1] for code, pair in _SERVICES.items()}
+    sku = text("product/sku")
+    out = {
+        "AvailabilityZone": text("lineItem/AvailabilityZone"),
+        "BilledCost": number("lineItem/UnblendedCost"),               # invoice basis
+        "BillingAccountId": text("bill/PayerAccountId"),
+        "BillingAccountName": text("bill/PayerAccountName"),           # not in legacy CUR
+        "BillingAccountType": pa.array(["Payer Account"] * n, _STRING),  # consolidated billing
+        "BillingCurrency": text("lineItem/CurrencyCode"),
+        "BillingPeriodEnd": stamp("bill/BillingPeriodEndDate"),
+        "BillingPeriodStart": stamp("bill/BillingPeriodStartDate"),
+        "ChargeCategory": category,
+        # AWS marks no row as a correction (its FOCUS 1.0 conformance gaps, ChargeClass).
+        "ChargeClass": pa.nulls(n, _STRING),
+        "ChargeDescription": text("lineItem/LineItemDescription"),
+        "ChargeFrequency": _lookup(kind, {t: v[1] for t, v in _LINE_ITEM_TYPES.items()}),
+        "ChargePeriodEnd": stamp("lineItem/UsageEndDate"),
+        "ChargePeriodStart": stamp("lineItem/UsageStartDate"),
+        # Reserved Instances are usage-based, Savings Plans spend-based [FOCUS; SAMPLE].
+        "CommitmentDiscountCategory": _where(has_commitment, pc.if_else(is_ri, "Usage", "Spend")),
+        "CommitmentDiscountId": commitment,
+        "CommitmentDiscountName": pa.nulls(n, _STRING),  # AWS leaves it empty [SAMPLE]
+        # [FOCUS] commitmentdiscountquantity: hours / spend used by the row, or bought per
+        # charge period by the recurring fee; null on every other row.
+        "CommitmentDiscountQuantity": _by_type(kind, pa.nulls(n, pa.float64()), {
+            "DiscountedUsage": number("lineItem/UsageAmount"),
+            "SavingsPlanCoveredUsage": number("savingsPlan/SavingsPlanEffectiveCost"),
+            "RIFee": number("reservation/TotalReservedUnits"),
+            "SavingsPlanRecurringFee": number("savingsPlan/TotalCommitmentToDate")}),
+        "CommitmentDiscountStatus": _where(pc.and_(usage, has_commitment),
+                                           pa.array(["Used"] * n, _STRING)),
+        "CommitmentDiscountType": _where(has_commitment, pc.if_else(
+            is_ri, "Reserved Instance", "Savings Plan")),
+        "CommitmentDiscountUnit": _where(has_commitment, pc.if_else(
+            is_ri, pa.array(["Hours"] * n, _STRING), text("lineItem/CurrencyCode"))),
+        # [FOCUS] consumedquantity: what a Usage row metered; null on other categories.
+        "ConsumedQuantity": _where(usage, number("lineItem/UsageAmount")),
+        "ConsumedUnit": _where(usage, unit),
+        "ContractedCost": _double(pc.if_else(ri_usage, text("pricing/publicOnDemandCost"),
+                                             text("lineItem/UnblendedCost"))),
+        "ContractedUnitPrice": contracted_price,
+        "EffectiveCost": _double(effective),
+        "InvoiceId": text("bill/InvoiceId"),                  # empty until the bill is final
+        "InvoiceIssuerName": text("bill/InvoicingEntity"),    # [SAMPLE]
+        "ListCost": number("pricing/publicOnDemandCost"),
+        "ListUnitPrice": number("pricing/publicOnDemandRate"),
+        "PricingCategory": _lookup(kind, {t: v[2] for t, v in _LINE_ITEM_TYPES.items()}),
+        "PricingCurrency": text("pricing/currency"),
+        "PricingQuantity": quantity,
+        "PricingUnit": _where(pc.is_valid(quantity), unit),
+        "ProviderName": pa.array(["AWS"] * n, _STRING),       # [SAMPLE]
+        "PublisherName": text("lineItem/LegalEntity"),        # the seller of record [SAMPLE]
+        "RegionId": text("product/regionCode"),
+        "RegionName": text("product/location"),
+        "ResourceId": text("lineItem/ResourceId"),
+        "ResourceName": pa.nulls(n, _STRING),                 # AWS has no resource names
+        "ResourceType": pa.nulls(n, _STRING),
+        "ServiceCategory": pc.coalesce(_lookup(product, services), "Other"),
+        "ServiceName": pc.coalesce(text("product/ProductName"), product),
+        "ServiceSubcategory": pc.coalesce(_lookup(product, subcategories), "Other (Other)"),
+        "SkuId": sku,
+        "SkuMeter": _where(pc.is_valid(sku), text("product/productFamily")),
+        "SkuPriceId": text("pricing/RateCode"),
+        "SubAccountId": text("lineItem/UsageAccountId"),
+        "SubAccountName": text("lineItem/UsageAccountName"),  # not in legacy CUR
+        "SubAccountType": _where(pc.is_valid(text("lineItem/UsageAccountId")),
+                                 pa.array(["Linked Account"] * n, _STRING)),
+        # User tags keep their key without "user:"; AWS-made tags keep "aws:" [SAMPLE; FOCUS tags].
+        "Tags": _map_of(table, "resourceTags/",
+                        lambda c: c.removeprefix("resourceTags/").removeprefix("user:")),
+        "x_CostCategories": _map_of(table, "costCategory/",
+                                    lambda c: c.removeprefix("costCategory/")),
+        # Keys as CUR 2.0 spells its discount map (discount/TotalDiscount -> total_discount).
+        "x_Discounts": _map_of(table, "discount/",
+                               lambda c: athena_name(c).removeprefix("discount_")),
+        "x_Operation": text("lineItem/Operation"),
+        "x_ServiceCode": product,
+        "x_UsageType": text("lineItem/UsageType"),
+    }
+    return pa.table({name: out[name] for name in FOCUS_EXPORT_COLUMNS})
 
 
 def as_csv_table(table: pa.Table) -> pa.Table:
