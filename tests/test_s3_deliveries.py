@@ -189,6 +189,11 @@ def test_local_copy_without_manifest_still_uses_the_plain_planner(tmp_path, inge
     src = tmp_path / "plain"
     src.mkdir()
     info = generate_cur(src / "cur.csv", 120, payer_account=LEGACY_PAYER)
-    shutil.copy(info.path, src / "copy.csv")  # two files, no manifest: both read
+    # Two files, no manifest: both read (distinct parts; a byte-identical copy is refused,
+    # tests/test_hostile_sources.py).
+    generate_cur(src / "part2.csv", 120, payer_account=LEGACY_PAYER, seed=8)
     report = ingest(str(src), provider="aws")
     assert report["status"] == "succeeded" and report["totals"]["rows_read"] == 240
+    shutil.copy(info.path, src / "copy.csv")
+    with pytest.raises(SourceError, match="same content"):
+        ingest(str(src), provider="aws")

@@ -10,13 +10,14 @@ time, and nothing outside this package knows which providers exist.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from costflow.errors import ConfigError
+from costflow.errors import ConfigError, SourceError
 from costflow.sources import files
 from costflow.sources.contract import (
     BeamReader,
@@ -32,6 +33,7 @@ from costflow.sources.contract import (
     scheme,
 )
 from costflow.transforms.contract import Normalizer
+from costflow.transforms.duplicates import line_item_key, mark_repeats
 from costflow.transforms.formats import FormatRegistry
 
 if TYPE_CHECKING:
@@ -185,12 +187,10 @@ class Catalog:
             planned = (files.plan_files(pattern, request) if found is None
                        else self._plan_scheme(pattern, found, request))
             plan = plan.merge(planned)
-        unique: dict[str, SourceFile] = {}
-        for source in plan.files:
-            unique.setdefault(source.uri, source)
-        plan.files = list(unique.values())
+        plan.files = _once(plan.files, plan.notes)
         for finish in (f for p in self.providers for f in p.plan_finishers):
             plan = finish(plan, self)
+        _refuse_same_content(plan.files)  # after the finishers: they give files their roles
         return plan
 
     def _plan_scheme(self, pattern: str, found: str, request: PlanRequest) -> Plan:
@@ -205,11 +205,19 @@ class Catalog:
         return planned
 
     def read_batches(self, source: SourceFile) -> Iterator[tuple[int, pa.RecordBatch]]:
-        """(first data-row number, batch) of one planned file, streaming."""
+        """(first data-row number, batch) of one planned file, streaming.
+
+        For formats with a line-item id, a row repeating an id seen earlier in the file is
+        marked (`costflow.transforms.duplicates`), so its row is flagged, never dropped.
+        """
         found = self._containers.get(source.container)
         if found is None or found.reader is None:
             raise ConfigError(f"{source.uri}: no reader for container {source.container!r}.")
-        return found.reader(source, self)
+        batches = found.reader(source, self)
+        if source.source_format not in self.formats.formats():
+            return batches
+        key = line_item_key(self.formats.get(source.source_format), source.columns)
+        return mark_repeats(batches, key) if key else batches
 
     def beam_reader(self, container: str) -> BeamReader | None:
         found = self._containers.get(container)
@@ -227,3 +235,34 @@ def _unique(what: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"{what} {key!r} is declared twice")
         out[key] = value
     return out
+
+
+def _once(sources: list[SourceFile], notes: list[str]) -> list[SourceFile]:
+    """Each file once: named twice, or reached through two paths (a symbolic link to a file)."""
+    unique: dict[str, SourceFile] = {}
+    for source in sources:
+        real = source.uri if "://" in source.uri else os.path.realpath(source.uri)
+        first = unique.setdefault(real, source)
+        if first is source or first.uri == source.uri:
+            continue
+        if source.uri == real:  # keep the file's own path, not the link's
+            unique[real], first, source = source, source, first
+        notes.append(f"{source.uri} is the same file as {first.uri} (a symbolic link): "
+                     "read once")
+    return list(unique.values())
+
+
+def _refuse_same_content(sources: list[SourceFile]) -> None:
+    """Two files of one provider and format with the same bytes would load the same line items
+    twice and reconcile against themselves, so the run is refused before anything is read."""
+    seen: dict[tuple[str, ...], SourceFile] = {}
+    for source in sources:
+        first = seen.setdefault(source.content_key(), source)
+        if first is not source:
+            raise SourceError(
+                source.uri, f"has exactly the same content as {first.uri} (sha256 "
+                f"{source.sha256[:16]}..., {source.size_bytes:,} bytes, both "
+                f"{source.source_format}), so the run would load the same line items twice "
+                "and reconcile them against themselves; nothing was read.",
+                expected="each export file once: remove the copy, or point --source at only "
+                "one of them")

@@ -143,7 +143,34 @@ def build_checks(columns: Sequence[str] | None = None) -> list[Check]:
                     f'ChargeFrequency MUST NOT be "{frequency}" when ChargeCategory is '
                     f'"{category}"'))
     checks.extend(_soft_sign_checks(have))
+    checks.extend(_flag_checks(have))
     return checks
+
+
+# Row flags (x_DataQualityFlags) that the rows carry into the warehouse and the gate counts per
+# slice into a run warning: the rows are loaded, but someone should look at them.
+FLAGS_COLUMN = "x_DataQualityFlags"
+FLAG_PREFIX = "_Flag_"
+WARNED_FLAGS = {
+    "LineItemId:duplicate": "a line-item id is expected once per file (CUR: per time "
+                            "interval); a repeat is usually the same line item loaded twice",
+    "ChargePeriodStart:outside_billing_period": "a charge is expected to start inside its "
+                                                "billing period (Corrections excepted)",
+    "BillingPeriod:not_one_month": "a billing period is expected to be one month long",
+}
+
+
+def flag_column(flag: str) -> str:
+    """The derived validation-frame column: "set" on rows carrying ``flag``, else null."""
+    return FLAG_PREFIX + "".join(c if c.isalnum() else "_" for c in flag)
+
+
+def _flag_checks(have: set[str]) -> list[Check]:
+    if FLAGS_COLUMN not in have:
+        return []
+    return [Check(f"flag:{flag}", SOFT, "ExpectColumnValuesToBeNull",
+                  {"column": flag_column(flag)}, (FLAGS_COLUMN,), rule)
+            for flag, rule in WARNED_FLAGS.items()]
 
 
 def _soft_sign_checks(have: set[str]) -> list[Check]:

@@ -30,11 +30,14 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from costflow.quality.expectations import (
+    FLAGS_COLUMN,
     HARD,
     PAIR_COLUMN,
     PAIR_SEPARATOR,
+    WARNED_FLAGS,
     Check,
     build_checks,
+    flag_column,
     needed_columns,
 )
 from costflow.reconcile import SliceKey
@@ -315,6 +318,8 @@ def compact_frame(table: pa.Table, columns: Sequence[str], values: set[str],
     for start, end in PERIOD_PAIRS:
         if start in arrays and end in arrays:
             arrays[start], arrays[end] = _period_order(arrays[start], arrays[end])
+    if FLAGS_COLUMN in present:
+        arrays.update(_flag_markers(table.column(FLAGS_COLUMN)))
     mask = pa.repeat(pa.scalar(0, pa.int64()), n)
     for bit, name in enumerate(null_only):
         valid = pc.cast(pc.is_valid(table.column(name)), pa.int64())
@@ -343,6 +348,26 @@ def compact_frame(table: pa.Table, columns: Sequence[str], values: set[str],
         out[f"{SAMPLE_PREFIX}{name}"] = sample
     result = pa.table(out)
     return result.replace_schema_metadata({b"null_only": ",".join(null_only).encode()})
+
+
+def _flag_markers(flags: Any) -> dict[str, pa.Array]:
+    """Per warned flag (`WARNED_FLAGS`), "set" where a row's x_DataQualityFlags holds it.
+
+    Matched on the dictionary's distinct texts when the column is dictionary-encoded (staged
+    files are read that way), so the substring search runs once per distinct flag set.
+    """
+    if isinstance(flags, pa.ChunkedArray):
+        flags = flags.combine_chunks()
+    out = {}
+    for flag in WARNED_FLAGS:
+        needle = '"' + flag + '"'
+        if pa.types.is_dictionary(flags.type):
+            hit = pc.take(pc.match_substring(flags.dictionary, needle), flags.indices)
+        else:
+            hit = pc.match_substring(flags, needle)
+        out[flag_column(flag)] = pc.if_else(pc.fill_null(hit, False), pa.scalar("set"),
+                                            pa.scalar(None, pa.string()))
+    return out
 
 
 def _period_order(start: Any, end: Any) -> tuple[pa.Array, pa.Array]:

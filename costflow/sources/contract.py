@@ -40,6 +40,13 @@ class SourceFile:
     delivery_id: str | None = None  # manifest assembly / execution / run id, when there is one
     delivery: str | None = None     # what the delivery replaces, e.g. the billing period's manifest
 
+    def content_key(self) -> tuple[str, ...]:
+        """Two planned files with the same key would load the same line items twice: the run
+        is refused (`costflow.providers.base.Catalog.plan`). A provider whose files are read
+        in different roles adds the role (Azure: an actual and an amortized export of a month
+        without commitments can hold the same bytes, and are joined, never added)."""
+        return (self.provider, self.source_format, self.sha256)
+
     def ledger_entry(self) -> dict[str, object]:
         entry: dict[str, object] = {"uri": self.uri, "size_bytes": self.size_bytes,
                                     "sha256": self.sha256, "format": self.source_format}

@@ -9,13 +9,17 @@ a file as record batches, never the whole file in memory; a truncated or corrupt
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import hashlib
 import io
 import os
-from collections.abc import Iterator
-from typing import IO
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -32,6 +36,10 @@ from costflow.sources.contract import (
     SourceCatalog,
     SourceFile,
 )
+from costflow.sources.verify import VerifiedFile, open_verified
+
+if TYPE_CHECKING:
+    from costflow.transforms.contract import Normalizer
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet",)
@@ -40,6 +48,8 @@ SUPPORTED_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
 # 40 MiB (8 MiB blocks: ~320 MiB) and parse fastest. The small batches it yields are then
 # regrouped to BATCH_ROWS, large enough for vectorized normalization to pay off.
 CSV_BLOCK_BYTES = 1 << 20
+# A row larger than a block makes the reader restart with larger blocks, up to this size.
+MAX_CSV_BLOCK_BYTES = 256 << 20
 BATCH_ROWS = 16_384
 PARQUET_BATCH_ROWS = 65_536
 HEADER_PEEK_BYTES = 64 << 10
@@ -63,10 +73,17 @@ def is_manifest(path: str) -> bool:
     return name == "manifest.json" or name.endswith("-manifest.json")
 
 
-def expand_patterns(patterns: list[str], catalog: SourceCatalog) -> list[str]:
+def expand_patterns(patterns: list[str], catalog: SourceCatalog,
+                    notes: list[str] | None = None) -> list[str]:
     """Paths, directories (searched recursively) and globs (``**`` allowed) -> sorted file URIs.
 
     A file named explicitly is always taken; directories and globs skip export manifests.
+    Local directories are walked without following symbolic links to folders: such a link can
+    loop back into the tree (planning would hang or list the same file dozens of times) or reach
+    files some other way too. Hidden folders and files (names starting with ``.``) are skipped
+    unless the pattern names one. What was not followed or skipped is said in ``notes`` (the
+    plan's notes, printed with the run report). A file reached through two paths (a symbolic
+    link to a file) is planned once by `costflow.providers.base.Catalog.plan`.
     """
     found: set[str] = set()
     for pattern in patterns:
@@ -74,11 +91,11 @@ def expand_patterns(patterns: list[str], catalog: SourceCatalog) -> list[str]:
             matches = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list
                        if not is_manifest(m.path)]
         elif os.path.isdir(pattern):
-            matches = [p for p in glob.glob(os.path.join(pattern, "**", "*"), recursive=True)
-                       if p.lower().endswith(_suffixes(catalog)) and not is_manifest(p)]
+            walked = _walk(pattern, _suffix_filter(catalog), None, hidden_ok=False)
+            matches = walked.files
+            walked.describe(pattern, notes)
         elif glob.has_magic(pattern):
-            matches = [p for p in glob.glob(pattern, recursive=True)
-                       if os.path.isfile(p) and not is_manifest(p)]
+            matches = _glob(pattern, notes)
         elif os.path.isfile(pattern):
             matches = [pattern]
         else:
@@ -88,6 +105,139 @@ def expand_patterns(patterns: list[str], catalog: SourceCatalog) -> list[str]:
                               expected=f"files ending in {', '.join(_suffixes(catalog))}")
         found.update(matches if is_remote(pattern) else (os.path.abspath(m) for m in matches))
     return sorted(found)
+
+
+@dataclass
+class _Walked:
+    """What a symlink-safe walk of one local folder found and passed over."""
+
+    files: list[str] = field(default_factory=list)
+    linked_dirs: list[str] = field(default_factory=list)  # symbolic links to folders
+    hidden: list[str] = field(default_factory=list)       # hidden folders and export files
+
+    def describe(self, pattern: str, notes: list[str] | None) -> None:
+        if notes is None:
+            return
+        if self.linked_dirs:
+            notes.append(
+                f"{pattern}: {len(self.linked_dirs)} symbolic link(s) to folders not followed "
+                f"({_shown(self.linked_dirs, pattern)}): a link can lead back into the tree or "
+                "reach the same files twice; name such a folder in --source to read it")
+        if self.hidden:
+            notes.append(
+                f"{pattern}: {len(self.hidden)} hidden folder(s) or file(s) skipped (names "
+                f"starting with '.': {_shown(self.hidden, pattern)}); name one in --source to "
+                "read it")
+
+
+def _shown(paths: list[str], pattern: str, most: int = 5) -> str:
+    base = pattern if os.path.isdir(pattern) else _glob_base(pattern)[0]
+    names = [os.path.relpath(p, base) for p in paths[:most]]
+    return ", ".join(names) + (f" and {len(paths) - most} more" if len(paths) > most else "")
+
+
+def _suffix_filter(catalog: SourceCatalog) -> Callable[[str], bool]:
+    suffixes = _suffixes(catalog)
+    return lambda path: path.lower().endswith(suffixes) and not is_manifest(path)
+
+
+def _walk(top: str, keep: Callable[[str], bool], max_depth: int | None,
+          hidden_ok: bool) -> _Walked:
+    """Files under ``top`` that ``keep`` accepts, never following symbolic links to folders.
+
+    ``max_depth`` bounds the folder depth below ``top`` (a glob without ``**``).
+    """
+    walked = _Walked()
+
+    def refuse(exc: OSError) -> None:
+        raise SourceError(exc.filename or top, f"cannot be listed ({exc.strerror or exc}).",
+                          expected="a folder the run may read") from None
+
+    for folder, dirs, names in os.walk(top, onerror=refuse, followlinks=False):
+        depth = 0 if folder == top else os.path.relpath(folder, top).count(os.sep) + 1
+        followed = []
+        for name in sorted(dirs):
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                walked.linked_dirs.append(path)
+            elif name.startswith(".") and not hidden_ok:
+                walked.hidden.append(path)
+            elif max_depth is None or depth < max_depth:
+                followed.append(name)
+        dirs[:] = followed
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            if not keep(path):
+                continue
+            if name.startswith(".") and not hidden_ok:
+                walked.hidden.append(path)
+            else:
+                walked.files.append(path)
+    return walked
+
+
+def _glob_base(pattern: str) -> tuple[str, list[str]]:
+    """(the folder before the first component with a wildcard, the components from there)."""
+    parts = pattern.replace(os.sep, "/").split("/")
+    fixed: list[str] = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    rest = parts[len(fixed):]
+    base = "/".join(fixed) if fixed else "."
+    return (base or "/"), rest
+
+
+def _glob(pattern: str, notes: list[str] | None) -> list[str]:
+    """A local glob (``**`` for any depth) walked without following links to folders."""
+    base, rest = _glob_base(pattern)
+    if not os.path.isdir(base):
+        return []
+    regex = re.compile("".join(_component_regex(part, last=i == len(rest) - 1)
+                               for i, part in enumerate(rest)) + r"\Z", re.DOTALL)
+    hidden_ok = any(part.startswith(".") for part in rest)
+    depth = None if "**" in rest else len(rest) - 1
+
+    def keep(path: str) -> bool:
+        relative = os.path.relpath(path, base).replace(os.sep, "/")
+        return bool(regex.match(relative)) and not is_manifest(path)
+
+    walked = _walk(base, keep, depth, hidden_ok)
+    walked.describe(pattern, notes)
+    return [p for p in walked.files if os.path.isfile(p)]
+
+
+def _component_regex(part: str, last: bool) -> str:
+    """The regex of one glob component: ``*`` and ``?`` never cross ``/``; ``**`` spans folders."""
+    if part == "**":
+        return ".*" if last else "(?:[^/]+/)*"
+    out, i = [], 0
+    while i < len(part):
+        char = part[i]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[" and (end := _class_end(part, i)) > 0:
+            body = part[i + 1:end]
+            body = "^" + body[1:] if body.startswith("!") else body
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return "".join(out) + ("" if last else "/")
+
+
+def _class_end(part: str, start: int) -> int:
+    """Index of the ``]`` closing the character class opened at ``start`` (-1: none)."""
+    i = start + 1
+    if part[i:i + 1] == "!":
+        i += 1
+    if part[i:i + 1] == "]":
+        i += 1
+    return part.find("]", i)
 
 
 def open_filesystem(uri: str) -> IO[bytes]:
@@ -118,8 +268,19 @@ def fingerprint(uri: str, catalog: SourceCatalog) -> tuple[int, str]:
 
 def csv_text_stream(uri: str, compression: str | None,
                     catalog: SourceCatalog) -> pa.NativeFile:
+    """The decompressed bytes of a file, unchecked (planning peeks, error location)."""
     raw = pa.PythonFile(catalog.open(uri), mode="r")
     return pa.CompressedInputStream(raw, compression) if compression else raw
+
+
+def verified_text_stream(source: SourceFile,
+                         catalog: SourceCatalog) -> tuple[VerifiedFile, pa.NativeFile]:
+    """A planned file's decompressed bytes, and the handle whose ``verify()`` the reader calls
+    once it has read everything (`costflow.sources.verify`)."""
+    verified = open_verified(source, catalog)
+    raw = pa.PythonFile(verified, mode="r")
+    return verified, (pa.CompressedInputStream(raw, source.compression)
+                      if source.compression else raw)
 
 
 def read_csv_header(uri: str, compression: str | None,
@@ -136,9 +297,9 @@ def read_csv_header(uri: str, compression: str | None,
                           expected="a complete, well-formed file") from None
     if not head.strip():
         return None, False
-    if b"\x00" in head:
-        raise SourceError(uri, "is not a CSV text file (it contains binary NUL bytes).",
-                          expected="a comma-separated text export with a header row")
+    not_text = binary_kind(head, compression)
+    if not_text:
+        raise SourceError(uri, not_text[0], expected=not_text[1])
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -154,6 +315,48 @@ def read_csv_header(uri: str, compression: str | None,
     full_peek = len(head) >= HEADER_PEEK_BYTES
     has_rows = full_peek or any(any(field.strip() for field in record) for record in records)
     return [name.strip() for name in first], has_rows
+
+
+_UTF16_BOMS = {b"\xff\xfe": "UTF-16 little-endian", b"\xfe\xff": "UTF-16 big-endian"}
+_MAGIC = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"PAR1": "Parquet",
+          b"BZh": "bzip2", b"\x28\xb5\x2f\xfd": "zstd", b"Obj\x01": "Avro"}
+
+
+def binary_kind(head: bytes, compression: str | None) -> tuple[str, str] | None:
+    """(what the file is, what to do) when the first bytes of a text file are not UTF-8 text.
+
+    Recognises UTF-16 (a byte order mark, or a NUL in every other byte: Excel's "Unicode
+    text") and compressed or binary containers by their magic bytes; None for text.
+    """
+    for bom, name in _UTF16_BOMS.items():
+        if head.startswith(bom) and not head.startswith(b"\xff\xfe\x00\x00"):
+            return (f"is {name} text (it starts with the byte order mark "
+                    f"{bom.hex(' ').upper()}), not UTF-8.",
+                    "a UTF-8 export: save it again as UTF-8 (Excel: \"CSV UTF-8\"), or convert "
+                    "it, e.g. iconv -f UTF-16 -t UTF-8 in.csv > out.csv")
+    for magic, name in _MAGIC.items():
+        if head.startswith(magic):
+            inside = " inside the gzip stream" if compression else ""
+            fix = ("add .gz to its name (.csv.gz, .json.gz: gzip-compressed text) or "
+                   "decompress it first" if name == "gzip" else
+                   "give it its real suffix (.parquet, .avro) or extract the CSV first")
+            return (f"is a {name} file{inside}, not text (it starts with the {name} "
+                    f"signature {magic[:4].hex(' ').upper()}).",
+                    f"a file whose name says what it holds: {fix}")
+    if b"\x00" in head:
+        sample = head[:4096]
+        odd, even = sample[1::2], sample[0::2]
+        if odd and odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.1 * len(even):
+            return ("looks like UTF-16 little-endian text without a byte order mark (every "
+                    "second byte is NUL), not UTF-8.",
+                    "a UTF-8 export: convert it, e.g. iconv -f UTF-16LE -t UTF-8 in.csv > out.csv")
+        if even and even.count(0) > 0.4 * len(even) and odd.count(0) < 0.1 * len(odd):
+            return ("looks like UTF-16 big-endian text without a byte order mark (every "
+                    "second byte is NUL), not UTF-8.",
+                    "a UTF-8 export: convert it, e.g. iconv -f UTF-16BE -t UTF-8 in.csv > out.csv")
+        return ("is not a CSV text file (it contains binary NUL bytes).",
+                "a comma-separated text export with a header row")
+    return None
 
 
 def _check_header(uri: str, header: list[str]) -> None:
@@ -175,10 +378,12 @@ def inspect(uri: str, request: PlanRequest) -> SourceFile | None:
     catalog, provider, source_format = request.catalog, request.provider, request.source_format
     container, compression = _container(uri, catalog)
     header_reader = catalog.header_reader(container)
+    parquet_schema: pa.Schema | None = None
     if container == "parquet":
         try:
             with catalog.open(uri) as f:
                 pf = pq.ParquetFile(f)
+                parquet_schema = pf.schema_arrow
                 header = list(pf.schema_arrow.names)
                 nrows = pf.metadata.num_rows
         except (pa.ArrowInvalid, OSError) as exc:
@@ -199,6 +404,8 @@ def inspect(uri: str, request: PlanRequest) -> SourceFile | None:
     _check_header(uri, header)
     normalizer = (catalog.formats.get(source_format, provider) if source_format
                   else catalog.formats.detect(header, provider, uri))
+    if parquet_schema is not None:
+        _check_value_shapes(uri, parquet_schema, normalizer)
     if provider and normalizer.provider != provider:
         raise SourceError(uri, f"is a {normalizer.provider} export ({normalizer.source_format}), "
                           f"but --provider {provider} was given.")
@@ -215,6 +422,47 @@ def inspect(uri: str, request: PlanRequest) -> SourceFile | None:
     return source if has_rows else None
 
 
+def _nested(type_: pa.DataType) -> bool:
+    """A list or a record per row (a MAP is a provider's own shape, e.g. CUR 2.0 tags)."""
+    return (pa.types.is_list(type_) or pa.types.is_large_list(type_)
+            or pa.types.is_fixed_size_list(type_) or pa.types.is_struct(type_))
+
+
+def _maps_without_error(normalizer: Normalizer, schema: pa.Schema) -> bool:
+    """True when the normalizer maps an empty batch of ``schema`` (Arrow picks its cast kernels
+    by type, so a column it cannot read as text fails on zero rows as on a million)."""
+    empty = pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
+    try:
+        normalizer.map(empty)
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError):
+        return False
+    except Exception:  # noqa: BLE001 - only the column types are probed here
+        return True
+    return True
+
+
+def _check_value_shapes(uri: str, schema: pa.Schema, normalizer: Normalizer) -> None:
+    """Refuse a Parquet file whose column holds a list or record where its format reads one
+    value per row (a cost column written as ``list<double>``), naming the column, at planning.
+
+    Formats that read nested columns by design (GCP's credits and labels) pass the probe.
+    """
+    nested = [f for f in schema if _nested(f.type)]
+    if not nested or _maps_without_error(normalizer, schema):
+        return
+    culprits = [f for f in nested if not _maps_without_error(normalizer, pa.schema([
+        g if g.name == f.name or not _nested(g.type) else g.with_type(pa.string())
+        for g in schema]))] or nested
+    field_ = culprits[0]
+    kind = "a record (struct)" if pa.types.is_struct(field_.type) else "a list"
+    raise SourceError(
+        uri, f"holds {kind} per row ({field_.type}), but the "
+        f"{normalizer.source_format} format reads it as one value per row (a number, text or "
+        "timestamp), so it cannot be mapped; nothing was read.", row=0, column=field_.name,
+        expected="the column as the provider writes it, one value per row: re-export the "
+        "file, or flatten the column to its value before ingesting")
+
+
 def plan_files(pattern: str, request: PlanRequest) -> Plan:
     """Every export file a path, directory or glob names.
 
@@ -227,7 +475,7 @@ def plan_files(pattern: str, request: PlanRequest) -> Plan:
             if planned is not None:
                 return planned
     plan = Plan()
-    for uri in expand_patterns([pattern], request.catalog):
+    for uri in expand_patterns([pattern], request.catalog, plan.notes):
         source = inspect(uri, request)
         if source is None:
             plan.empty_files.append(uri)
@@ -241,10 +489,11 @@ def read_parquet(source: SourceFile,
     """Yield (first data-row number, batch) for a Parquet file, streaming row groups."""
     row = 1
     try:
-        with catalog.open(source.uri) as f:
+        with open_verified(source, catalog, seekable=True) as f:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=PARQUET_BATCH_ROWS):
                 yield row, batch
                 row += batch.num_rows
+            f.verify()
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
         raise SourceError(
             source.uri, f"reading stopped after row {row - 1}: {_explain(exc, None)}",
@@ -280,22 +529,62 @@ def read_csv(source: SourceFile,
 
     Columns are all read as strings with empty fields as null: a normalizer decides types, so
     account IDs keep their leading zeros and costs are parsed exactly.
+
+    Arrow's reader needs every row to fit in one block (CSV_BLOCK_BYTES). A row larger than that
+    (a 10 MB description or tag field is valid CSV) makes it restart with blocks large enough,
+    up to MAX_CSV_BLOCK_BYTES, passing over the rows already yielded; only a row larger than
+    that limit stops the run, naming its row number and the limit.
     """
+    yielded = 0
+    block = CSV_BLOCK_BYTES
+    while True:
+        try:
+            for first, batch in _read_csv_blocks(source, catalog, block, yielded):
+                yield first, batch
+                yielded = first - 1 + batch.num_rows
+            return
+        except _RowTooLarge:
+            if block >= MAX_CSV_BLOCK_BYTES:
+                bad_row, size = _locate_large_row(source, catalog, MAX_CSV_BLOCK_BYTES)
+                raise SourceError(
+                    source.uri, f"row {bad_row} is {_mib(size)} long, more than the "
+                    f"{_mib(MAX_CSV_BLOCK_BYTES)} a CSV row may take here, so it cannot be "
+                    "read.", row=bad_row, expected=f"rows of at most "
+                    f"{_mib(MAX_CSV_BLOCK_BYTES)} (is a quote left open, so that the rest of "
+                    "the file reads as one field?); nothing from this run was committed",
+                ) from None
+            block = min(block * 16, MAX_CSV_BLOCK_BYTES)
+
+
+class _RowTooLarge(Exception):
+    """A CSV row does not fit in the reader's block."""
+
+
+def _read_csv_blocks(source: SourceFile, catalog: SourceCatalog, block: int,
+                     skip: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """One pass of the Arrow CSV reader with ``block``-byte blocks, from data row skip + 1."""
     row = 1
     try:
         read_options = pacsv.ReadOptions(column_names=list(source.columns), skip_rows=1,
-                                         block_size=CSV_BLOCK_BYTES, encoding="utf8")
+                                         block_size=block, encoding="utf8")
         convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in source.columns},
                                        strings_can_be_null=True, null_values=[""],
                                        quoted_strings_can_be_null=True)
         parse = pacsv.ParseOptions(newlines_in_values=True)
-        with csv_text_stream(source.uri, source.compression, catalog) as stream:
+        verified, text = verified_text_stream(source, catalog)
+        with text as stream:
             reader = pacsv.open_csv(stream, read_options=read_options,
                                     parse_options=parse, convert_options=convert)
             for batch in regroup(reader, BATCH_ROWS):
-                yield row, batch
-                row += batch.num_rows
+                end = row + batch.num_rows
+                if end - 1 > skip:  # rows up to ``skip`` were yielded by an earlier pass
+                    start = max(row, skip + 1)
+                    yield start, batch.slice(start - row)
+                row = end
+            verified.verify()
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        if "straddling object" in str(exc):
+            raise _RowTooLarge() from None
         if "Expected" in str(exc) and "columns, got" in str(exc):
             bad_row, fields = _locate_malformed_row(source, catalog)
             raise SourceError(
@@ -310,6 +599,25 @@ def read_csv(source: SourceFile,
         ) from None
 
 
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):,.0f} MiB" if size >= 1 << 20 else f"{size:,} bytes"
+
+
+@contextlib.contextmanager
+def _python_csv(source: SourceFile, catalog: SourceCatalog) -> Iterator[Iterator[list[str]]]:
+    """The file's data records through Python's csv module, fields of any size (slow)."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(sys.maxsize)
+    try:
+        with csv_text_stream(source.uri, source.compression, catalog) as stream:
+            text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+            reader = csv.reader(text)
+            next(reader, None)
+            yield reader
+    finally:
+        csv.field_size_limit(limit)
+
+
 def _locate_malformed_row(source: SourceFile,
                           catalog: SourceCatalog) -> tuple[int | None, int | None]:
     """(data-row number, field count) of the first row whose field count is off.
@@ -317,14 +625,22 @@ def _locate_malformed_row(source: SourceFile,
     Only called after the fast reader refused the file, so the slow exact pass costs nothing
     on good files.
     """
-    with csv_text_stream(source.uri, source.compression, catalog) as stream:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text)
-        next(reader, None)
+    with _python_csv(source, catalog) as reader:
         for number, record in enumerate(reader, start=1):
             if record and len(record) != len(source.columns):
                 return number, len(record)
     return None, None
+
+
+def _locate_large_row(source: SourceFile, catalog: SourceCatalog,
+                      limit: int) -> tuple[int | None, int]:
+    """(data-row number, size in characters) of the first row longer than ``limit``."""
+    with _python_csv(source, catalog) as reader:
+        for number, record in enumerate(reader, start=1):
+            size = sum(len(f) for f in record) + len(record)
+            if size > limit:
+                return number, size
+    return None, limit
 
 
 def _explain(exc: Exception, compression: str | None) -> str:

@@ -45,12 +45,23 @@ REASON_TOO_PRECISE = (
 REASON_TOO_LARGE = (
     f"is too large for DECIMAL({DECIMAL_PRECISION}, {DECIMAL_SCALE}) "
     f"(expected at most {DECIMAL_PRECISION - DECIMAL_SCALE} digits before the decimal point)")
+REASON_NOT_ASCII_DIGITS = (
+    "is not a decimal number written with ASCII digits (expected the digits 0-9, e.g. 0.25; "
+    "it holds other digits, such as Arabic-Indic or full-width ones)")
+REASON_EXPONENT_OUT_OF_RANGE = (
+    f"has an exponent out of range (expected a number whose exponent keeps it within "
+    f"DECIMAL({DECIMAL_PRECISION}, {DECIMAL_SCALE}), e.g. 4.97e-9)")
 REASON_NOT_A_TIMESTAMP = (
     "is not an ISO 8601 timestamp with a time zone (expected e.g. 2023-11-01T00:00:00Z, "
     "2023-11-01T00:00:00.000Z or 2023-11-01T02:00:00+02:00, at most microsecond precision)")
 
+# Indexed by `_classify_decimal`.
+DECIMAL_REASONS = (REASON_NOT_A_NUMBER, REASON_TOO_PRECISE, REASON_TOO_LARGE,
+                   REASON_NOT_ASCII_DIGITS, REASON_EXPONENT_OUT_OF_RANGE)
 # What Arrow's decimal parser accepts, used only to explain a failure (Arrow stays the judge).
-_DECIMAL_SYNTAX = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+_DECIMAL_SYNTAX = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
+# The same syntax with any Unicode decimal digit (what Python's Decimal would accept).
+_UNICODE_DECIMAL_SYNTAX = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 # JSON (RFC 8259 §7) requires these escapes; every other control character becomes \u00XX.
 _SHORT_ESCAPES = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -130,18 +141,26 @@ def _parse_slowly(arr: pa.Array, target: pa.DataType, column_name: str,
 
 
 def _classify_decimal(text: str) -> int:
-    """Why Arrow rejected ``text``: 0 = not a number, 1 = too many decimals, 2 = too large."""
+    """Why Arrow rejected ``text``: an index into `DECIMAL_REASONS`.
+
+    0 = not a number, 1 = too many decimals, 2 = too large, 3 = digits that are not ASCII
+    (Python's Decimal reads Arabic-Indic and full-width digits; exports and Arrow do not),
+    4 = the exponent is out of range (``0e400``: a number, but not one Arrow can scale).
+    """
     if not _DECIMAL_SYNTAX.match(text):
-        return 0
+        return 3 if not text.isascii() and _UNICODE_DECIMAL_SYNTAX.match(text) else 0
     with localcontext() as ctx:
         ctx.prec = 2 * DECIMAL_PRECISION + 10
         try:
-            scaled = Decimal(text).scaleb(DECIMAL_SCALE)
+            value = Decimal(text)
+            if abs(value) > _DECIMAL_MAX:
+                return 2
+            scaled = value.scaleb(DECIMAL_SCALE)
             if scaled != scaled.to_integral_value():
                 return 1
         except (InvalidOperation, ArithmeticError):
-            return 2
-    return 2
+            return 4
+    return 4  # fits DECIMAL, yet Arrow refused it: its exponent is beyond what Arrow scales
 
 
 def parse_decimal(arr: pa.Array, column_name: str) -> tuple[pa.Array, list[RowError]]:
@@ -166,8 +185,7 @@ def parse_decimal(arr: pa.Array, column_name: str) -> tuple[pa.Array, list[RowEr
         values = pc.cast(arr, DECIMAL)
     except pa.ArrowInvalid:
         values, errors = _parse_slowly(arr, DECIMAL, column_name, _classify_decimal,
-                                       (REASON_NOT_A_NUMBER, REASON_TOO_PRECISE,
-                                        REASON_TOO_LARGE))
+                                       DECIMAL_REASONS)
     return _refuse_wrapped_exponents(arr, values, errors, column_name)
 
 
@@ -420,3 +438,19 @@ def json_array_of_flags(flags: Mapping[str, pa.Array], length: int) -> pa.Array:
             pieces.append(pc.if_else(fill_false(mask), "," + json.dumps(flag, ensure_ascii=False),
                                      pa.scalar(None, STRING)))
     return _join_pieces(pieces, "[", "]", length)
+
+
+def add_flags(existing: pa.Array, flags: Mapping[str, pa.Array]) -> pa.Array:
+    """``x_DataQualityFlags`` (JSON arrays or null) with more flags appended where their mask
+    is True; rows and flags without a mask are returned unchanged."""
+    if isinstance(existing, pa.ChunkedArray):
+        existing = existing.combine_chunks()
+    extra = json_array_of_flags(flags, len(existing))
+    if extra.null_count == len(extra):
+        return existing
+    present = fill_false(pc.and_(pc.is_valid(existing), pc.not_equal(existing, "[]")))
+    # '["a"]' + '["b"]' -> '["a","b"]': the first without its ']', the second without its '['.
+    both = pc.binary_join_element_wise(pc.utf8_slice_codeunits(existing, 0, -1),
+                                       pc.utf8_slice_codeunits(extra, 1), ",")
+    merged = pc.if_else(present, both, extra)
+    return pc.if_else(pc.is_null(extra), existing, merged)

@@ -16,10 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from costflow.reconcile import ZERO, SliceKey, SliceStats
-from costflow.schemas.focus import COST_LINE_ITEMS
+from costflow.schemas.focus import COST_LINE_ITEMS, PERIOD_PAIRS
 from costflow.schemas.operational import DEAD_LETTERS
 from costflow.schemas.render import ARROW_TYPES, arrow_schema
+from costflow.transforms.arrow_ops import add_flags
 from costflow.transforms.contract import BatchContext, Mapped, RowError
+from costflow.transforms.duplicates import DUPLICATE_COLUMN, DUPLICATE_FLAG
 from costflow.transforms.lineage import lineage_arrays
 from costflow.transforms.validate import hard_rule_errors
 
@@ -38,7 +40,9 @@ class Finalized:
 
 def finalize(batch: pa.RecordBatch, mapped: Mapped, ctx: BatchContext) -> Finalized:
     n = batch.num_rows
-    table = _conform(mapped, ctx, n)
+    table = _flag_suspect_rows(_conform(mapped, ctx, n), batch)
+    if DUPLICATE_COLUMN in batch.schema.names:  # a reader's mark, not a source column
+        batch = batch.drop_columns([DUPLICATE_COLUMN])
     errors = list(mapped.errors) + hard_rule_errors(table)
     failed = _any(errors, n)
     good = pc.invert(failed)
@@ -74,6 +78,56 @@ def _conform(mapped: Mapped, ctx: BatchContext, n: int) -> pa.Table:
 
 
 _NULLABLE_SCHEMA = pa.schema([f.with_nullable(True) for f in ROW_SCHEMA])
+FLAGS = "x_DataQualityFlags"
+# The [start, end) pairs of the schema (costflow.schemas.focus.PERIOD_PAIRS).
+(_CHARGE_START, _CHARGE_END), (_BILLING_START, _BILLING_END) = PERIOD_PAIRS
+OUTSIDE_BILLING_PERIOD = f"{_CHARGE_START}:outside_billing_period"
+NOT_ONE_MONTH = "BillingPeriod:not_one_month"
+CORRECTION = "Correction"  # ChargeClass of a row correcting an earlier period (FOCUS 1.2)
+
+
+def _flag_suspect_rows(table: pa.Table, batch: pa.RecordBatch) -> pa.Table:
+    """Rows loaded as they are but flagged in x_DataQualityFlags (the slice gate warns):
+
+    * ``LineItemId:duplicate``: the reader saw the row's line-item id earlier in the file
+      (`costflow.transforms.duplicates`);
+    * ``ChargePeriodStart:outside_billing_period``: the charge starts before its billing period
+      or at/after its end (a charge dated 1970 or 9999 in a 2023-11 bill), unless it is a
+      Correction, which may date from an earlier period;
+    * ``BillingPeriod:not_one_month``: the billing period is not one month long (end = start +
+      one month, same day and time; a start after the 28th may end on the 28th or later).
+    """
+    flags: dict[str, pa.Array] = {}
+    if DUPLICATE_COLUMN in batch.schema.names:
+        flags[DUPLICATE_FLAG] = batch.column(DUPLICATE_COLUMN)
+    charge = _dense(table.column(_CHARGE_START))
+    start, end = _dense(table.column(_BILLING_START)), _dense(table.column(_BILLING_END))
+    outside = pc.or_(pc.less(charge, start), pc.greater_equal(charge, end))
+    correction = pc.equal(_dense(table.column("ChargeClass")), CORRECTION)
+    flags[OUTSIDE_BILLING_PERIOD] = pc.and_(pc.fill_null(outside, False),
+                                            pc.invert(pc.fill_null(correction, False)))
+    flags[NOT_ONE_MONTH] = pc.invert(pc.fill_null(_one_month(start, end), True))
+    if not any(pc.any(mask).as_py() for mask in flags.values()):
+        return table
+    index = table.schema.get_field_index(FLAGS)
+    return table.set_column(index, table.schema.field(index),
+                            add_flags(_dense(table.column(FLAGS)), flags))
+
+
+def _one_month(start: pa.Array, end: pa.Array) -> pa.Array:
+    """Whether each [start, end) is one calendar month (null where either is null)."""
+    months = pc.subtract(pc.add(pc.multiply(pc.year(end), 12), pc.month(end)),
+                         pc.add(pc.multiply(pc.year(start), 12), pc.month(start)))
+    start_day, end_day = pc.day(start), pc.day(end)
+    same_day = pc.or_(pc.equal(start_day, end_day),
+                      pc.and_(pc.greater(start_day, 28), pc.greater_equal(end_day, 28)))
+    same_time = pc.equal(pc.subtract(start, pc.floor_temporal(start, unit="day")),
+                         pc.subtract(end, pc.floor_temporal(end, unit="day")))
+    return pc.and_(pc.and_(pc.equal(months, 1), same_day), same_time)
+
+
+def _dense(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def _any(errors: list[RowError], n: int) -> pa.BooleanArray:

@@ -119,6 +119,9 @@ class FocusExportNormalizer:
     basis_column: ClassVar[str] = "BilledCost"
     provider_names: ClassVar[tuple[str, ...]]
     markers: ClassVar[tuple[str, ...]]
+    # A row id some FOCUS exports carry beside the spec's columns (the FOCUS sample data's
+    # ``Id``); used only when the file has it (`costflow.transforms.duplicates`).
+    line_item_key: ClassVar[tuple[str, ...]] = ("Id",)
 
     def detect(self, columns: Sequence[str]) -> bool:
         """FOCUS headers plus at least one of the provider's own ``x_`` columns."""

@@ -110,7 +110,15 @@ def request(spec: CeSpec) -> dict[str, Any]:
 
 
 def _api_error(uri: str, exc: Exception) -> Exception:
-    from botocore.exceptions import ClientError, NoCredentialsError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
 
     if isinstance(exc, NoCredentialsError):
         return ConfigError(f"--source {uri!r}: no AWS credentials found (environment, "
@@ -120,7 +128,26 @@ def _api_error(uri: str, exc: Exception) -> Exception:
         return SourceError(uri, f"Cost Explorer refused the query: {err.get('Code')}: "
                                 f"{err.get('Message')}.",
                            expected="credentials allowed ce:GetCostAndUsage for the period")
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError
+                  | ConnectionClosedError):
+        endpoint = os.environ.get(ENDPOINT_ENV)
+        where = (f"{endpoint} (from {ENDPOINT_ENV})" if endpoint
+                 else f"the Cost Explorer endpoint of {REGION}")
+        fix = (f"unset {ENDPOINT_ENV} or point it at a running endpoint" if endpoint else
+               "check the network, proxy (HTTPS_PROXY) and firewall of this machine")
+        return SourceError(uri, f"Cost Explorer could not be reached at {where}: "
+                                f"{_first_line(exc)}; nothing was read.",
+                           expected=f"a reachable Cost Explorer API: {fix}, then rerun")
+    if isinstance(exc, BotoCoreError):
+        return ConfigError(f"--source {uri!r}: the AWS client failed before Cost Explorer "
+                           f"answered: {_first_line(exc)}. Check the AWS configuration "
+                           "(credentials, profile, region settings) and rerun.")
     return exc
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def fetch(client: Any, spec: CeSpec, uri: str) -> tuple[list[dict[str, str | None]], int]:

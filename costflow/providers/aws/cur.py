@@ -507,6 +507,11 @@ def _service_location_sku(w: _Work) -> dict[str, pa.Array]:
     }
 
 
+# A CUR line item: its id is unique per time interval, not per file (an hourly report repeats
+# a resource's id every hour) [PF §2.1]. `costflow.transforms.duplicates` flags repeats.
+LINE_ITEM = ("identity/LineItemId", "identity/TimeInterval")
+
+
 class _CurNormalizer:
     """CUR (any shape) -> FOCUS 1.2 (+ 1.3 columns), one record batch at a time."""
 
@@ -546,6 +551,7 @@ class AwsCurLegacyNormalizer(_CurNormalizer):
     source_format: ClassVar[str] = "aws_cur_legacy"
     basis_column: ClassVar[str] = UNBLENDED_COST
     shape: ClassVar[Shape] = LEGACY_CSV
+    line_item_key: ClassVar[tuple[str, ...]] = tuple(LEGACY_CSV.column_name(c) for c in LINE_ITEM)
 
     def detect(self, columns: Sequence[str]) -> bool:
         """A legacy CUR header: ``bill/PayerAccountId`` and ``lineItem/...`` columns [PF §2.1].
@@ -569,6 +575,8 @@ class AwsCurParquetNormalizer(_CurNormalizer):
     source_format: ClassVar[str] = "aws_cur_legacy_parquet"
     basis_column: ClassVar[str] = LEGACY_PARQUET.column_name(UNBLENDED_COST)
     shape: ClassVar[Shape] = LEGACY_PARQUET
+    line_item_key: ClassVar[tuple[str, ...]] = tuple(
+        LEGACY_PARQUET.column_name(c) for c in LINE_ITEM)
 
     def detect(self, columns: Sequence[str]) -> bool:
         """snake_case CUR columns and none of the columns only CUR 2.0 has."""
@@ -581,6 +589,7 @@ class AwsCur2Normalizer(_CurNormalizer):
     source_format: ClassVar[str] = "aws_cur2"
     basis_column: ClassVar[str] = CUR2.column_name(UNBLENDED_COST)
     shape: ClassVar[Shape] = CUR2
+    line_item_key: ClassVar[tuple[str, ...]] = tuple(CUR2.column_name(c) for c in LINE_ITEM)
 
     def detect(self, columns: Sequence[str]) -> bool:
         """snake_case CUR columns plus a map column or a column new in CUR 2.0."""

@@ -78,8 +78,12 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__))
+
+
 def _client_error(uri: str, exc: Exception) -> SourceError:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+    code = _error_code(exc)
     return SourceError(uri, f"cannot be read from S3 ({code}: {exc}).",
                        expected="an object the credentials in use may read (s3:GetObject, "
                        "s3:ListBucket)")
@@ -96,10 +100,13 @@ class S3ObjectFile(io.RawIOBase):
         self.uri = uri
         self.bucket, self.key = split_uri(uri)
         try:
-            self.size = int(client().head_object(Bucket=self.bucket, Key=self.key)
-                            ["ContentLength"])
+            head = client().head_object(Bucket=self.bucket, Key=self.key)
         except Exception as exc:
             raise _client_error(uri, exc) from None
+        self.size = int(head["ContentLength"])
+        # Every GET of this file asks for this version (If-Match): a ranged GET after a seek
+        # never mixes the bytes of an object that was overwritten while it was read.
+        self.etag = head.get("ETag")
         self._pos = 0
         self._body: Any = None
         self._body_pos = -1
@@ -123,10 +130,17 @@ class S3ObjectFile(io.RawIOBase):
             return 0
         if self._body is None or self._body_pos != self._pos:
             self._close_body()
+            pinned = {"IfMatch": self.etag} if self.etag else {}
             try:
                 response = client().get_object(Bucket=self.bucket, Key=self.key,
-                                               Range=f"bytes={self._pos}-")
+                                               Range=f"bytes={self._pos}-", **pinned)
             except Exception as exc:
+                if _error_code(exc) in ("PreconditionFailed", "412"):
+                    raise SourceError(
+                        self.uri, "changed while the run read it: the object was overwritten "
+                        f"after it was opened (ETag {self.etag} is gone). Nothing from this run "
+                        "was committed.", expected="an object that stays unchanged until the "
+                        "run ends: ingest a finished delivery, then rerun") from None
                 raise _client_error(self.uri, exc) from None
             self._body, self._body_pos = response["Body"], self._pos
         data = self._body.read(len(buffer))

@@ -79,6 +79,9 @@ class AzureSourceFile(SourceFile):
     amortized_run: tuple[SourceFile, ...] = ()
     billing_currency: str | None = None     # user assertion, set only without a currency column
 
+    def content_key(self) -> tuple[str, ...]:
+        return (*super().content_key(), self.dataset)
+
     def ledger_entry(self) -> dict[str, object]:
         entry = super().ledger_entry()
         entry["dataset"] = self.dataset

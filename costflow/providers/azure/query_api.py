@@ -113,9 +113,12 @@ def fetch(client: Any, spec: QuerySpec) -> tuple[list[str], list[list[str | None
     names: list[str] | None = None
     rows: list[list[str | None]] = []
     while True:
-        text = client.query.usage(spec.scope, definition, params=params,
-                                  cls=lambda response, _model, _headers:
-                                  response.http_response.text())
+        try:
+            text = client.query.usage(spec.scope, definition, params=params,
+                                      cls=lambda response, _model, _headers:
+                                      response.http_response.text())
+        except Exception as exc:
+            raise _api_error(spec, exc) from None
         body = json.loads(text, parse_float=str, parse_int=str)
         props = body.get("properties") or {}
         page_names = [c["name"] for c in props.get("columns") or []]
@@ -133,6 +136,39 @@ def fetch(client: Any, spec: QuerySpec) -> tuple[list[str], list[list[str | None
             raise SourceError(link, "nextLink carries no $skiptoken.",
                               expected="a nextLink with $skiptoken")
         params = {"$skiptoken": token[0]}
+
+
+def _api_error(spec: QuerySpec, exc: Exception) -> Exception:
+    """One paragraph for what the Cost Management API or the credential chain answered."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    uri = f"azure-query://{spec.scope}"
+    first = (str(getattr(exc, "message", "") or exc).strip().splitlines() or [
+        type(exc).__name__])[0]
+    if isinstance(exc, ClientAuthenticationError):
+        return ConfigError(
+            f"--source {uri}: Azure did not accept the credentials ({type(exc).__name__}: "
+            f"{first}), so the Cost Management Query API was not asked. Sign in with az login, "
+            "or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (or a managed "
+            "identity) for an identity with the Cost Management Reader role on "
+            f"{spec.scope}, then rerun.")
+    if isinstance(exc, HttpResponseError):
+        status = getattr(exc, "status_code", None)
+        hint = ("the identity needs the Cost Management Reader role on the subscription"
+                if status == 403 else "a subscription id the identity can query")
+        return SourceError(uri, f"the Cost Management Query API refused the query (HTTP "
+                                f"{status}: {first}); nothing was read.", expected=hint)
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return SourceError(uri, f"the Cost Management API could not be reached ({first}); "
+                                "nothing was read.",
+                           expected="a reachable management.azure.com: check the network, "
+                           "proxy (HTTPS_PROXY) and firewall, then rerun")
+    return exc
 
 
 def to_table(spec: QuerySpec, names: list[str], rows: list[list[str | None]]) -> pa.Table:

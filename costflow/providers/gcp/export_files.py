@@ -24,7 +24,7 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import IO, Any, cast
 
 import pyarrow as pa
 import pyarrow.json as pajson
@@ -34,6 +34,7 @@ from costflow.providers.gcp.export_schema import READER_SCHEMA, NestingError
 from costflow.sources import files as file_sources
 from costflow.sources.contract import Container, FileType, SourceCatalog, SourceFile
 from costflow.sources.files import BATCH_ROWS, csv_text_stream
+from costflow.sources.verify import open_verified
 
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 JSON_BLOCK_BYTES = 8 << 20  # larger than any export line; Arrow needs whole lines per block
@@ -57,6 +58,10 @@ def read_json_header(uri: str, compression: str | None,
                      catalog: SourceCatalog) -> tuple[list[str] | None, bool]:
     """Top-level field names of the first record, and whether there is one."""
     try:
+        with csv_text_stream(uri, compression, catalog) as stream:
+            not_text = file_sources.binary_kind(stream.read(4096), compression)
+        if not_text:
+            raise SourceError(uri, not_text[0], expected=not_text[1])
         for number, line in _lines(uri, compression, catalog):
             try:
                 record = json.loads(line)
@@ -111,14 +116,24 @@ def _shape_problem(value: Any, type_: pa.DataType, path: str) -> str | None:
     return None
 
 
+class _NotJsonNumber(ValueError):
+    """NaN, Infinity: Python's json module reads them, JSON (RFC 8259) and BigQuery do not."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJsonNumber(name)
+
+
 def _locate_bad_line(source: SourceFile, schema: pa.Schema | None, catalog: SourceCatalog,
                      ) -> tuple[int, str | None, str] | None:
     """(line, field, problem) of the first line the fast reader could not take."""
     for number, line in _lines(source.uri, source.compression, catalog):
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
             return number, None, f"is not valid JSON ({exc.msg} at column {exc.colno})"
+        except _NotJsonNumber as exc:
+            return number, None, f"is not valid JSON ({exc} is not a JSON number)"
         if not isinstance(record, dict):
             return number, None, f"is a JSON {type(record).__name__}, not an object"
         if schema is not None:
@@ -137,12 +152,14 @@ def read_jsonl(source: SourceFile,
                                 newlines_in_values=False) if schema else pajson.ParseOptions()
     row = 1
     try:
-        with csv_text_stream(source.uri, source.compression, catalog) as stream:
+        verified, text = file_sources.verified_text_stream(source, catalog)
+        with text as stream:
             reader = pajson.open_json(stream, read_options=pajson.ReadOptions(
                 block_size=JSON_BLOCK_BYTES), parse_options=parse)
             for batch in file_sources.regroup(iter(reader), BATCH_ROWS):
                 yield row, batch
                 row += batch.num_rows
+            verified.verify()
     except (pa.ArrowInvalid, OSError, EOFError, NestingError) as exc:
         found = None
         with contextlib.suppress(OSError, EOFError, UnicodeDecodeError):
@@ -154,9 +171,11 @@ def read_jsonl(source: SourceFile,
                               expected="one JSON object per line with the export's nesting "
                               "(records as objects, REPEATED fields as arrays, costs as "
                               "numbers); nothing from this run was committed") from None
-        raise SourceError(source.uri, f"reading stopped after record {row - 1}: "
+        raise SourceError(source.uri, f"reading stopped at a record after the first {row - 1:,} "
+                          "(the reader takes records in blocks, and no single line could be "
+                          "blamed): "
                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}.",
-                          row=row, expected="a complete, well-formed JSON-lines file; nothing "
+                          expected="a complete, well-formed JSON-lines file; nothing "
                           "from this run was committed") from None
 
 
@@ -217,8 +236,8 @@ def read_avro(source: SourceFile,
 
     row = 1
     try:
-        with catalog.open(source.uri) as f:
-            reader = fastavro.reader(f)
+        with open_verified(source, catalog) as f:
+            reader = fastavro.reader(cast(IO[bytes], f))
             schema = pa.schema([pa.field(fl["name"], arrow_type_of_avro(fl["type"]))
                                 for fl in _fields(reader)])
             block: list[dict[str, Any]] = []
@@ -230,6 +249,7 @@ def read_avro(source: SourceFile,
                     block = []
             if block:
                 yield row, pa.RecordBatch.from_pylist(block, schema=schema)
+            f.verify()
     except (ValueError, OSError, EOFError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise SourceError(source.uri, f"reading stopped after record {row - 1}: {exc}.",
                           row=row, expected="a complete, well-formed Avro file; nothing from "
