@@ -15,6 +15,7 @@ from typing import Any
 
 from costflow.errors import ConfigError, CostflowError
 from costflow.providers import NAMES
+from costflow.schemas.operational import RUN_STATUSES
 from costflow.text import render_table
 
 LOG_FORMAT = "%(asctime)s %(message)s"
@@ -118,6 +119,24 @@ def _parser() -> argparse.ArgumentParser:
                             "subscription=<id>; repeat for more.")
     fetch.add_argument("--warehouse")
 
+    runs = sub.add_parser("runs", help="The load ledger: what each ingest run did.")
+    runs_sub = runs.add_subparsers(dest="runs", required=True)
+    runs_list = runs_sub.add_parser(
+        "list", help="Runs, newest first: status, times, sources, rows, totals, error. Runs "
+                     "whose process died are marked abandoned first.")
+    runs_list.add_argument("--limit", type=int, default=50,
+                           help="At most this many (default 50).")
+    runs_list.add_argument("--status", choices=RUN_STATUSES, help="Only runs in this status.")
+    runs_list.add_argument("--staging-dir", dest="staging_dir",
+                           help="Staging root of the runs (default .costflow/staging): an "
+                                "abandoned run's staging directory there is removed.")
+    runs_show = runs_sub.add_parser(
+        "show", help="One run: sources, rows, totals and reconciliation per slice, error.")
+    runs_show.add_argument("run_id", metavar="RUN", help="The run id (see `costflow runs list`).")
+    for command in (runs_list, runs_show):
+        command.add_argument("--format", choices=["table", "json"], default="table")
+        command.add_argument("--warehouse")
+
     demo = sub.add_parser("demo", help="Generate sample exports, ingest them, print costs.")
     demo.add_argument("--rows", type=int, default=50_000, help="Rows per month (default 50k).")
     demo.add_argument("--provider", choices=NAMES, default="aws",
@@ -186,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     try:
         return {"ingest": _ingest, "query": _query, "export": _export, "mcp": _mcp,
-                "recommendations": _recommendations,
+                "recommendations": _recommendations, "runs": _runs,
                 "demo": _demo}[args.command](args, extra)
     except CostflowError as err:
         print(f"costflow: error: {err}", file=sys.stderr)
@@ -239,7 +258,7 @@ def _query(args: argparse.Namespace, extra: list[str]) -> int:
     if start and end and end <= start:
         raise ConfigError(f"--end {end} is not after --start {start} "
                           "(the range is [start, end)).")
-    warehouse = connect(resolve_url(args.warehouse))
+    warehouse = connect(resolve_url(args.warehouse), reader=True)
     try:
         print({"costs": _query_costs, "forecast": _query_forecast,
                "recommendations": _query_recommendations,
@@ -367,6 +386,25 @@ def _recommendations(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"{done['recommendations']:,} {args.provider} recommendation(s) from "
           f"{', '.join(done['sources']) or 'no source'} replace the previous fetch "
           f"(run {done['run_id']}).")
+    return 0
+
+
+def _runs(args: argparse.Namespace, extra: list[str]) -> int:
+    import os
+
+    from costflow.services.runs import list_runs, render_run, render_runs, show_run
+    from costflow.warehouse import connect, resolve_url
+
+    warehouse = connect(resolve_url(args.warehouse))
+    try:
+        if args.runs == "list":
+            staging = args.staging_dir or os.path.abspath(os.path.join(".costflow", "staging"))
+            print(render_runs(list_runs(warehouse, limit=args.limit, status=args.status,
+                                        staging_root=staging), args.format))
+        else:
+            print(render_run(show_run(warehouse, args.run_id), args.format))
+    finally:
+        warehouse.close()
     return 0
 
 

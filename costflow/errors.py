@@ -52,3 +52,10 @@ class IngestFailed(CostflowError):
     """The run failed; the ledger says so and the previous warehouse contents are intact."""
 
     exit_code = 3
+
+
+class WarehouseBusy(CostflowError):
+    """Another process holds the warehouse (a DuckDB file is written by one process at a time)
+    for longer than this one would wait; nothing was written. Trying again later is enough."""
+
+    exit_code = 4

@@ -339,3 +339,28 @@ def test_staging_names_are_valid_and_distinct_for_similar_run_ids() -> None:
     assert a != b and a.startswith("_staged_dead_letters_a_b_")
     assert all(ch.isalnum() or ch == "_" for ch in a + b)
     assert SliceKey("aws", ACCOUNT, NOV).attributable
+
+
+def test_begin_run_refuses_a_run_id_the_ledger_has_and_writes_nothing() -> None:
+    client = FakeBigQueryClient({"run_exists": FakeJob(rows=[
+        {"run_id": "r4", "status": "failed", "started_at": NOV, "error": "x"}])})
+    with pytest.raises(ConfigError, match=r"run id 'r4' is already in the ledger \(a failed "
+                                          r"run, started 2023-11-01 00:00:00 UTC\)"):
+        warehouse(client).begin_run(run_start("r4"))
+    sql, bound = client.query_labelled("run_exists")
+    assert f"`{PROJECT}`.`{DATASET}`.`load_runs`" in sql
+    assert bound["run_id"]["parameterValue"] == {"value": "r4"}
+    assert [label for label, _, _ in client.of("query")] == ["run_exists"]
+
+
+def test_begin_run_records_its_owner() -> None:
+    import os
+    import socket
+
+    client = FakeBigQueryClient()
+    warehouse(client).begin_run(run_start("r5"))
+    assert [label for label, _, _ in client.of("query")] == ["run_exists", "begin_run"]
+    _, bound = client.query_labelled("begin_run")
+    assert bound["owner_pid"]["parameterType"] == {"type": "INT64"}
+    assert bound["owner_pid"]["parameterValue"] == {"value": str(os.getpid())}
+    assert bound["owner_host"]["parameterValue"] == {"value": socket.gethostname()}

@@ -33,6 +33,18 @@ def test_metadata_parameters_match_pipeline_options():
     assert params == flags
 
 
+def test_the_run_id_parameter_is_validated_with_the_pipelines_own_patterns():
+    from costflow.warehouse.ledger import RUN_ID_PATTERNS, is_run_id
+
+    metadata = json.loads((ROOT / "dataflow_templates/ingest/metadata.json").read_text())
+    (run_id,) = [p for p in metadata["parameters"] if p["name"] == "run_id"]
+    assert run_id["regexes"] == list(RUN_ID_PATTERNS)
+    for value in ("..", "/etc", "a/b", "a..b", ".x", "", "x" * 129, "../../w"):
+        assert not is_run_id(value), value
+    for value in ("nightly", "2026-11.aws_cur-1", "A" * 128, "x.y"):
+        assert is_run_id(value), value
+
+
 def test_flags_parse_as_snake_case_options():
     opts = PipelineOptions(["--source=a.csv", "--source=b.csv", "--max_dead_letter_ratio=0.5",
                             "--format=aws_cur_legacy"])

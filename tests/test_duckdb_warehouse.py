@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -378,7 +379,9 @@ def test_a_warehouse_of_an_older_costflow_is_upgraded_in_place(wh, tmp_path) -> 
         for table, column in (("cost_line_items", "x_ProjectAncestors"),
                               ("cost_line_items", "x_CommitmentCoveredCost"),
                               ("cost_line_items", "x_CommitmentPool"),
-                              ("load_slices", "high_water_export_time")):
+                              ("load_slices", "high_water_export_time"),
+                              ("load_runs", "heartbeat_at"), ("load_runs", "owner_pid"),
+                              ("load_runs", "owner_host")):
             con.execute(f"ALTER TABLE cost_analytics.{table} DROP COLUMN {column}")
 
     wh.ensure_schema()
@@ -388,6 +391,8 @@ def test_a_warehouse_of_an_older_costflow_is_upgraded_in_place(wh, tmp_path) -> 
     assert slice_total(wh, period=DEC) == {"n": 1, "cost": Decimal("3.10")}
     assert one(wh, "SELECT COUNT(x_CommitmentPool) AS n FROM cost_analytics.cost_line_items"
                ) == {"n": 0}
+    assert one(wh, "SELECT run_id, owner_pid FROM cost_analytics.load_runs "
+                   "WHERE owner_pid IS NOT NULL") == {"run_id": "run-2", "owner_pid": os.getpid()}
 
 
 def test_a_table_that_cannot_be_upgraded_in_place_is_refused(wh) -> None:
@@ -395,3 +400,52 @@ def test_a_table_that_cannot_be_upgraded_in_place_is_refused(wh) -> None:
         con.execute("ALTER TABLE cost_analytics.load_slices RENAME COLUMN rows_read TO n_read")
     with pytest.raises(ConfigError, match=r"load_slices in duckdb:///.*not declared \['n_read'\]"):
         wh.ensure_schema()
+
+
+def test_a_reused_run_id_is_refused_and_leaves_the_first_run_untouched(wh, tmp_path) -> None:
+    commit(wh, tmp_path, "run-1", november())
+    before = [wh.query(sql).to_pylist() for sql in (
+        "SELECT * FROM cost_analytics.load_runs", "SELECT * FROM cost_analytics.load_slices",
+        ROWS)]
+
+    with pytest.raises(ConfigError, match=r"run id 'run-1' is already in the ledger \(a "
+                                          r"succeeded run, started 2023-12-03 06:00:00 UTC\)"):
+        wh.begin_run(run_start("run-1"))
+
+    assert [wh.query(sql).to_pylist() for sql in (
+        "SELECT * FROM cost_analytics.load_runs", "SELECT * FROM cost_analytics.load_slices",
+        ROWS)] == before
+
+
+def test_a_failure_the_ledger_takes_on_the_second_try_is_recorded(wh, tmp_path) -> None:
+    class FlakyLedger(DuckDBWarehouse):
+        attempts = 0
+
+        def fail_run(self, run_id, error, report):
+            FlakyLedger.attempts += 1
+            if FlakyLedger.attempts == 1:
+                raise OSError("database is locked")
+            super().fail_run(run_id, error, report)
+
+    expected = expected_for(november())
+    expected[NOV_KEY].rows_loaded += 1
+    with pytest.raises(ReconciliationError) as raised:
+        commit(FlakyLedger(wh.path), tmp_path, "run-1", november(), expected=expected)
+    assert "ledger" not in str(raised.value)
+    assert ledger(wh, "run-1")["status"] == "failed" and FlakyLedger.attempts == 2
+
+
+def test_a_failure_the_ledger_never_takes_is_said_in_the_error(wh, tmp_path) -> None:
+    class BrokenLedger(DuckDBWarehouse):
+        def fail_run(self, run_id, error, report):
+            raise OSError("disk full")
+
+    expected = expected_for(november())
+    expected[NOV_KEY].rows_loaded += 1
+    with pytest.raises(ReconciliationError) as raised:
+        commit(BrokenLedger(wh.path), tmp_path, "run-1", november(), expected=expected)
+    assert str(raised.value).endswith(
+        "The ledger could not record the failure either (3 attempts; last: disk full): "
+        "load_runs shows the run as running until the next ingest or `costflow runs list` "
+        "marks it abandoned.")
+    assert ledger(wh, "run-1")["status"] == "running"

@@ -3,9 +3,12 @@
 `MergeStagedParts` folds every bundle's staged files and totals into one. `CommitRun` then
 refuses a systematically broken source (dead-letter threshold), amortizes commitment fees over
 the staged rows (`costflow.pipelines.amortize`), asks the warehouse to load the
-staged files and replace the run's slices in one transaction after reconciling them, writes the
-run report, and removes the staging files. Any failure leaves the previous warehouse contents
-intact, records the run as failed in the ledger, and fails the pipeline.
+staged files and replace the run's slices in one transaction after reconciling them, removes the
+staging files, and writes the run report. Any failure leaves the previous warehouse contents
+intact, records the run as failed in the ledger (retrying), and fails the pipeline. Cleanup comes
+first and never depends on a write: a report that cannot be written (a full disk) is logged and
+named, in the error of a failed run or the warnings of a succeeded one, never raised over the
+run's outcome.
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io.filesystems import FileSystems
 
 from costflow.errors import CostflowError, DeadLetterThresholdError, IngestFailed
 from costflow.pipelines.amortize import amortize_staged
 from costflow.pipelines.elements import StagedPart
-from costflow.pipelines.report import RunReport
-from costflow.quality.html_report import quality_report_path
-from costflow.quality.html_report import write as write_quality_report
+from costflow.pipelines.report import RunReport, write_reports
 from costflow.reconcile import SliceKey, SliceStats
+from costflow.warehouse import ledger
 from costflow.warehouse.base import StagedRun
+from costflow.warehouse.commit_params import (
+    FAIL_RUN_DELAYS,
+    LEDGER_UNRECORDED,
+    retry_fail_run,
+    unrecorded,
+)
 
 LOG = logging.getLogger("costflow.ingest")
 
@@ -56,9 +63,10 @@ class RunSettings:
     run_id: str
     started_at: datetime
     warehouse_url: str
-    run_dir: str
+    run_dir: str  # <staging_root>/<run_id>, made by the run with its marker
     report_path: str
     sources: list[dict[str, Any]]
+    staging_root: str = ""  # cleanup removes exactly run_dir, and only as a child of this
     empty_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # planner notes (Plan.notes), into warnings
     max_dead_letter_ratio: float = 0.01
@@ -66,16 +74,19 @@ class RunSettings:
 
 
 def threshold_breaches(part: StagedPart, settings: RunSettings) -> list[str]:
-    """Sources whose dead letters exceed max(allowance, ratio x rows read)."""
+    """Sources whose dead letters exceed max(allowance, ratio x rows read), and sources whose
+    every row was dead-lettered (however few: a file that loads nothing is never a success)."""
     breaches = []
     for uri, counts in sorted(part.files.items()):
         limit = max(settings.dead_letter_allowance,
                     settings.max_dead_letter_ratio * counts.rows_read)
-        if counts.rows_dead_lettered > limit:
+        every_row = 0 < counts.rows_read <= counts.rows_dead_lettered
+        if counts.rows_dead_lettered > limit or every_row:
             top = max(counts.dead_letter_reasons.items(), key=lambda kv: kv[1])
+            why = "none loaded" if every_row else f"limit {limit:,.0f}"
             breaches.append(
                 f"{uri}: {counts.rows_dead_lettered:,} of {counts.rows_read:,} rows could not "
-                f"be loaded (limit {limit:,.0f}); most common reason ({top[1]:,} rows): {top[0]}")
+                f"be loaded ({why}); most common reason ({top[1]:,} rows): {top[0]}")
     return breaches
 
 
@@ -109,6 +120,7 @@ class CommitRun(beam.DoFn):
             report.warnings.append(
                 f"{unattributed:,} dead-lettered rows have no readable billing account or "
                 "period; they are kept in dead_letters by source file")
+        failure: Exception | None = None
         try:
             breaches = threshold_breaches(part, s)
             if breaches:
@@ -124,32 +136,46 @@ class CommitRun(beam.DoFn):
             pa.default_memory_pool().release_unused()  # the gate's chunks, before the load
             LOG.info("committing %d slice(s) to %s",
                      sum(k.attributable for k in expected), s.warehouse_url)
-            checks = self.warehouse.commit_run(
-                StagedRun(run_id=s.run_id, row_files=part.row_files,
-                          dead_letter_files=part.dead_letter_files,
-                          source_uris=[src["uri"] for src in s.sources]),
-                expected, report.to_dict())
+            ledger.beat_quietly(self.warehouse, s.run_id)  # alive, right before the commit
+            with ledger.LEDGER_LOCK:  # no heartbeat of this process during the transaction
+                checks = self.warehouse.commit_run(
+                    StagedRun(run_id=s.run_id, row_files=part.row_files,
+                              dead_letter_files=part.dead_letter_files,
+                              source_uris=[src["uri"] for src in s.sources]),
+                    expected, report.to_dict())
             report.add_totals(part.slices, part.files, checks)
             self.quality.assert_loaded(self.warehouse, s.run_id, report)
             report.status = "succeeded"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recorded, then raised as IngestFailed below
+            failure = exc
             report.status = "failed"
             report.error = str(exc) if isinstance(exc, CostflowError) else (
                 f"{type(exc).__name__}: {exc}")
-            self.warehouse.fail_run(s.run_id, report.error, report.to_dict())
-            raise IngestFailed(report.error) from exc
-        finally:
-            report.finished_at = datetime.now(UTC)
-            report.quality_report = quality_report_path(s.report_path)
-            write_quality_report(report.to_dict(), report.quality_report)
-            report.write(s.report_path)
-            remove_dir(s.run_dir)
-        yield report.to_dict()
+        report.finished_at = datetime.now(UTC)
+        # Cleanup first: it must never depend on the ledger or a report being writable.
+        remove_dir(s.staging_root, s.run_id)
+        if failure is None:
+            write_reports(report, s.report_path)  # a file that fails is named in warnings
+            yield report.to_dict()
+            return
+        # Record the failure with the whole report (retrying). A failed commit recorded itself
+        # already; if the ledger refused every attempt then, its error says so: do not wait
+        # through the same attempts again.
+        addenda: list[str] = []
+        if LEDGER_UNRECORDED not in (report.error or ""):
+            with ledger.LEDGER_LOCK:
+                ledger_error = retry_fail_run(self.warehouse.fail_run, s.run_id,
+                                              report.error or "", report.to_dict())
+            if ledger_error is not None:
+                addenda.append(unrecorded(ledger_error, len(FAIL_RUN_DELAYS) + 1))
+        addenda += [f"Also, {p}." for p in write_reports(report, s.report_path)]
+        raise IngestFailed(" ".join([report.error or "", *addenda])) from failure
 
 
-def remove_dir(run_dir: str) -> None:
-    try:
-        if FileSystems.exists(run_dir):
-            FileSystems.delete([run_dir])
-    except Exception as exc:  # noqa: BLE001 - cleanup must not mask the run's outcome
-        LOG.warning("could not remove staging directory %s: %s", run_dir, exc)
+def remove_dir(staging_root: str, run_id: str) -> bool:
+    """Remove the run's own staging directory, ``<staging_root>/<run_id>``; never raises.
+
+    Anything that is not that directory, made by this run (`costflow.warehouse.ledger`), is
+    left alone and logged.
+    """
+    return ledger.remove_run_dir(staging_root, run_id)

@@ -13,10 +13,9 @@ fast and work offline.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import posixpath
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,13 +29,20 @@ from costflow.pipelines.elements import StagedPart
 from costflow.pipelines.normalize import NormalizeBatches
 from costflow.pipelines.options import QualityOptions, SourceOptions, WarehouseOptions
 from costflow.pipelines.read import ReadSourceBatches
-from costflow.pipelines.report import RunReport
+from costflow.pipelines.report import RunReport, write_reports
+from costflow.pipelines.report import report_path as report_path_of
 from costflow.pipelines.staging import StageParquet, run_staging_dir
 from costflow.pipelines.unchanged import previous_load, skip_run
 from costflow.providers import CATALOG, Catalog
 from costflow.sources.contract import Plan, SourceBatch
-from costflow.warehouse import connect, resolve_url
+from costflow.warehouse import connect, ledger, resolve_url, sqlfiles
 from costflow.warehouse.base import RunStart
+from costflow.warehouse.commit_params import (
+    FAIL_RUN_DELAYS,
+    amend_message,
+    retry_fail_run,
+    unrecorded,
+)
 
 LOG = logging.getLogger("costflow.ingest")
 LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
@@ -61,7 +67,8 @@ def build(pipeline: beam.Pipeline, plan: Plan, settings: RunSettings,
         batches
         | "Normalize" >> NormalizeBatches(settings.run_id, settings.started_at,
                                           catalog.normalizers())
-        | "StageParquet" >> beam.ParDo(StageParquet(settings.run_dir))
+        | "StageParquet" >> beam.ParDo(StageParquet(settings.run_dir, settings.warehouse_url,
+                                                    settings.run_id))
         .with_output_types(StagedPart)
     )
     return (
@@ -85,15 +92,19 @@ def run(argv: list[str] | None = None, catalog: Catalog | None = None) -> dict[s
     options = PipelineOptions(argv)
     src, wh, quality = (options.view_as(SourceOptions), options.view_as(WarehouseOptions),
                         options.view_as(QualityOptions))
+    # The run id becomes paths (staging, reports): check it before anything is touched.
+    run_id = ledger.check_run_id(wh.run_id) if wh.run_id is not None else ledger.new_run_id()
     if not src.source:
         raise ConfigError("No --source given: name a file, directory or glob of exports.")
     url = resolve_url(wh.warehouse)
-    run_id = wh.run_id or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     started = datetime.now(UTC)
-    report_path = posixpath.join(_default_dir(wh.report_dir, "runs"), f"{run_id}.json")
+    report_path = report_path_of(_default_dir(wh.report_dir, "runs"), run_id)
+    staging_root = _default_dir(wh.staging_dir, "staging")
+    run_dir = run_staging_dir(staging_root, run_id)
     warehouse = connect(url)
     try:
         warehouse.ensure_schema()
+        ledger.sweep_quietly(warehouse, staging_root)  # runs that died without a word
         try:
             patterns = catalog.resolve_patterns(src.source, {
                 "authorized_project": src.authorized_project,
@@ -101,10 +112,11 @@ def run(argv: list[str] | None = None, catalog: Catalog | None = None) -> dict[s
             plan = catalog.plan(patterns, src.provider, src.source_format,
                                 billing_currency=src.billing_currency)
         except CostflowError as exc:
+            sources = [{"uri": s} for s in src.source]
             warehouse.begin_run(RunStart(run_id, started, src.provider, src.source_format,
-                                         [{"uri": s} for s in src.source]))
-            warehouse.fail_run(run_id, str(exc), {"error": str(exc)})
-            raise
+                                         sources))  # refuses a reused id before any report
+            raise _planning_failed(exc, warehouse, run_id, started, sources,
+                                   report_path) from None
         formats = sorted({f.source_format for f in plan.files})
         start = RunStart(run_id, started, src.provider, ",".join(formats) or src.source_format,
                          [f.ledger_entry() for f in plan.files])
@@ -112,49 +124,113 @@ def run(argv: list[str] | None = None, catalog: Catalog | None = None) -> dict[s
         if previous:  # the same deliveries are loaded already: say so, read nothing
             return skip_run(warehouse, start, previous, plan, report_path)
         warehouse.begin_run(start)
+        settings = RunSettings(
+            run_id=run_id, started_at=started, warehouse_url=url, run_dir=run_dir,
+            staging_root=staging_root, report_path=report_path,
+            sources=[f.ledger_entry() for f in plan.files],
+            empty_files=plan.empty_files, notes=plan.notes,
+            max_dead_letter_ratio=quality.max_dead_letter_ratio,
+            dead_letter_allowance=quality.dead_letter_allowance)
+        try:
+            ledger.create_run_dir(staging_root, run_id)
+        except Exception as exc:  # noqa: BLE001 - an existing directory, a full disk, ...
+            raise _as_user_error(exc, settings) from None
     finally:
         warehouse.close()  # the commit step opens its own connection
-    settings = RunSettings(
-        run_id=run_id, started_at=started, warehouse_url=url,
-        run_dir=run_staging_dir(_default_dir(wh.staging_dir, "staging"), run_id),
-        report_path=report_path, sources=[f.ledger_entry() for f in plan.files],
-        empty_files=plan.empty_files, notes=plan.notes,
-        max_dead_letter_ratio=quality.max_dead_letter_ratio,
-        dead_letter_allowance=quality.dead_letter_allowance)
     LOG.info("run %s: %d file(s) to read into %s", run_id, len(plan.files), url)
     runner = options.view_as(StandardOptions).runner
     try:
-        pipeline = beam.Pipeline(runner=FnApiRunner() if runner in LOCAL_RUNNERS else None,
-                                 options=options)
-        build(pipeline, plan, settings, catalog)
-        pipeline.run().wait_until_finish()
+        with ledger.Heartbeat(lambda: connect(url), run_id):
+            pipeline = beam.Pipeline(runner=FnApiRunner() if runner in LOCAL_RUNNERS else None,
+                                     options=options)
+            build(pipeline, plan, settings, catalog)
+            pipeline.run().wait_until_finish()
+    except KeyboardInterrupt:  # recorded as failed, staging removed; the CLI says the rest
+        _as_user_error(IngestFailed(f"run {run_id} was interrupted (Ctrl-C) before it "
+                                    "committed; the previous contents are intact."), settings,
+                       recorded=False)
+        raise
     except Exception as exc:
         raise _as_user_error(exc, settings) from None
-    return RunReport.read(report_path)
+    return _final_report(settings)
 
 
-def _as_user_error(exc: Exception, settings: RunSettings) -> CostflowError:
+def _final_report(settings: RunSettings) -> dict[str, Any]:
+    """The run report as written; if it could not be written, the ledger's copy, saying so."""
+    try:
+        return RunReport.read(settings.report_path)
+    except Exception as exc:  # noqa: BLE001 - the run's outcome is the ledger's
+        why = f"{type(exc).__name__}: {exc}"
+    warehouse = connect(settings.warehouse_url)
+    try:
+        (statement,) = sqlfiles.load("queries/run_show.sql")
+        rows = warehouse.query(statement.bigquery(), {"run_id": settings.run_id}).to_pylist()
+    finally:
+        warehouse.close()
+    stored = rows[0]["report"] if rows else None
+    report = json.loads(stored) if isinstance(stored, str) else dict(stored or {})
+    if not report:
+        raise IngestFailed(
+            f"run {settings.run_id} ended, but its report could not be read from "
+            f"{settings.report_path} ({why}) and the ledger holds none; see `costflow runs show "
+            f"{settings.run_id}`.")
+    report.setdefault("warnings", []).append(
+        f"the run report could not be written to {settings.report_path} (see the log; reading "
+        f"it back: {why}); this is the copy the ledger holds")
+    report["status"] = rows[0]["status"]
+    finished = rows[0].get("finished_at")
+    report["finished_at"] = finished.isoformat() if isinstance(finished, datetime) else finished
+    return report
+
+
+def _planning_failed(exc: CostflowError, warehouse: Any, run_id: str, started: datetime,
+                     sources: list[dict[str, Any]], report_path: str) -> CostflowError:
+    """A run that failed before reading anything: ledger 'failed' (retried) and a report."""
+    report = RunReport(run_id=run_id, started_at=started, warehouse=warehouse.url,
+                       sources=sources, status="failed", error=str(exc),
+                       finished_at=datetime.now(UTC))
+    ledger_error = retry_fail_run(warehouse.fail_run, run_id, str(exc), report.to_dict())
+    addenda = [unrecorded(ledger_error, len(FAIL_RUN_DELAYS) + 1)] if ledger_error else []
+    addenda += [f"Also, {p}." for p in write_reports(report, report_path)]
+    amend_message(exc, " ".join(addenda))
+    return exc
+
+
+def _as_user_error(exc: Exception, settings: RunSettings,
+                   recorded: bool | None = None) -> CostflowError:
     """The CostflowError behind Beam's wrapping, with the ledger and report updated.
 
     A failure in the commit step has already recorded itself; one earlier in the pipeline
-    (say a truncated gzip file) is recorded here: ledger 'failed', a report, staging removed.
+    (say a truncated gzip file) is recorded here: staging removed first, then ledger 'failed'
+    (retried), then a report. A ledger or report that cannot be written is named in the error.
+    ``recorded`` says whether the failure is recorded already (default: an `IngestFailed`, the
+    commit step's own error, is).
     """
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, CostflowError):
         cause = cause.__cause__ or cause.__context__
-    if isinstance(cause, IngestFailed):
+    if recorded is None:
+        recorded = isinstance(cause, IngestFailed)
+    if recorded and isinstance(cause, CostflowError):
+        remove_dir(settings.staging_root, settings.run_id)  # already gone unless it failed
         return cause
     message = str(cause) if cause else f"{type(exc).__name__}: {exc}"
     report = RunReport(run_id=settings.run_id, started_at=settings.started_at,
                        warehouse=settings.warehouse_url, sources=settings.sources,
                        empty_files=settings.empty_files, status="failed", error=message,
                        finished_at=datetime.now(UTC))
-    report.write(settings.report_path)
-    remove_dir(settings.run_dir)
-    warehouse = connect(settings.warehouse_url)
+    remove_dir(settings.staging_root, settings.run_id)
     try:
-        warehouse.fail_run(settings.run_id, message, report.to_dict())
-    finally:
-        warehouse.close()
-    return cause if isinstance(cause, CostflowError) else IngestFailed(message)
-
+        warehouse = connect(settings.warehouse_url)
+        try:
+            ledger_error = retry_fail_run(warehouse.fail_run, settings.run_id, message,
+                                          report.to_dict())
+        finally:
+            warehouse.close()
+    except Exception as connect_error:  # noqa: BLE001
+        ledger_error = connect_error
+    addenda = [unrecorded(ledger_error, len(FAIL_RUN_DELAYS) + 1)] if ledger_error else []
+    addenda += [f"Also, {p}." for p in write_reports(report, settings.report_path)]
+    error = cause if isinstance(cause, CostflowError) else IngestFailed(message)
+    amend_message(error, " ".join(addenda))
+    return error

@@ -50,7 +50,11 @@ class WarehouseOptions(PipelineOptions):
         parser.add_argument("--report_dir", default=None,
                             help="Directory or gs:// prefix for run reports "
                                  "(default: .costflow/runs).")
-        parser.add_argument("--run_id", default=None, help="Run ID (default: generated).")
+        parser.add_argument("--run_id", default=None,
+                            help="Run ID, new for every run (default: generated): 1-128 "
+                                 "letters, digits, '.', '_' or '-', starting with a letter or "
+                                 "digit, no '..'. It names the staging directory and the "
+                                 "report, so nothing else is accepted.")
 
 
 class QualityOptions(PipelineOptions):

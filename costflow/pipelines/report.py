@@ -1,12 +1,17 @@
 """The run report: per-slice reconciliation, per-file counts, warnings and the outcome.
 
 Every run writes it as JSON (beside the warehouse, or where --report_dir says) and the CLI
-prints its summary. Decimals are written as exact strings, never floats.
+prints its summary. Decimals are written as exact strings, never floats. A report is written to a
+temporary name and then renamed, so a full disk leaves no cut report behind; `write_reports`
+never raises, it says what it could not write (the run's outcome is the ledger's, not the file's).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import uuid
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -15,8 +20,12 @@ from typing import Any
 from apache_beam.io.filesystems import FileSystems
 
 from costflow.pipelines.elements import FileCounts
+from costflow.quality import html_report
 from costflow.reconcile import SliceCheck, SliceKey, SliceStats
 from costflow.text import exact
+from costflow.warehouse import ledger
+
+LOG = logging.getLogger("costflow.ingest")
 
 TOP_REASONS = 5
 
@@ -92,13 +101,70 @@ class RunReport:
         }
 
     def write(self, path: str) -> None:
-        with FileSystems.create(path) as f:
-            f.write(json.dumps(self.to_dict(), indent=2).encode())
+        write_atomically(path, json.dumps(self.to_dict(), indent=2).encode())
 
     @staticmethod
     def read(path: str) -> dict[str, Any]:
         with FileSystems.open(path) as f:
             return json.loads(f.read())
+
+
+def report_path(report_dir: str, run_id: str) -> str:
+    """``<report_dir>/<run_id>.json`` for a valid run id (`costflow.warehouse.ledger`)."""
+    return ledger.child_path(report_dir, run_id, ".json")
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write ``data`` to a temporary sibling, then rename it to ``path``.
+
+    A write that fails (a full disk) removes its temporary file and leaves ``path`` as it was:
+    never a cut file.
+    """
+    partial = f"{path}.{uuid.uuid4().hex[:8]}.partial"
+    try:
+        with FileSystems.create(partial) as f:
+            f.write(data)
+        FileSystems.rename([partial], [path])
+    except BaseException:
+        with suppress(Exception):
+            if FileSystems.exists(partial):
+                FileSystems.delete([partial])
+        raise
+
+
+def write_reports(report: RunReport, json_path: str) -> list[str]:
+    """Write the HTML data-quality page and the JSON report of ``report``; never raises.
+
+    Returns one sentence per file that could not be written (also logged as a warning). A page
+    that could not be written is not named in the JSON report, which says why instead.
+    """
+    problems: list[str] = []
+    page = html_report.quality_report_path(json_path)
+    report.quality_report = page
+    try:
+        write_atomically(page, html_report.render(report.to_dict()).encode("utf-8"))
+    except Exception as exc:  # noqa: BLE001 - the run's outcome is not the page's
+        report.quality_report = None
+        problems.append(f"the data-quality report could not be written to {page}: {_why(exc)}")
+        report.warnings.append(problems[-1])
+    try:
+        report.write(json_path)
+    except Exception as exc:  # noqa: BLE001
+        problems.append(f"the run report could not be written to {json_path}: {_why(exc)}")
+    for problem in problems:
+        LOG.warning("run %s: %s", report.run_id, problem)
+    return problems
+
+
+def _why(exc: BaseException) -> str:
+    """The OS error behind Beam's wrapping (e.g. "[Errno 28] No space left on device")."""
+    seen = exc
+    while seen.__cause__ is not None or seen.__context__ is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            break
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    found = seen if isinstance(seen, OSError) and seen.errno is not None else exc
+    return f"{type(found).__name__}: {found}"
 
 
 def _sort_key(key: SliceKey) -> tuple:

@@ -27,12 +27,14 @@ from costflow.pipelines.elements import FileCounts, NormalizedBatch, StagedPart
 from costflow.reconcile import merge_all
 from costflow.transforms.commitment_amortization import POOL
 from costflow.transforms.finalize import DEAD_LETTER_SCHEMA, ROW_SCHEMA
+from costflow.warehouse import ledger
 
 PARQUET_OPTIONS = {"compression": "snappy", "use_dictionary": True, "write_statistics": False}
 
 
 def run_staging_dir(staging_root: str, run_id: str) -> str:
-    return posixpath.join(staging_root, run_id)
+    """``<staging_root>/<run_id>``, for a valid run id only (`costflow.warehouse.ledger`)."""
+    return ledger.child_path(staging_root, run_id)
 
 
 class _Writer:
@@ -61,8 +63,14 @@ class _Writer:
 
 
 class StageParquet(beam.DoFn):
-    def __init__(self, run_dir: str) -> None:
+    """Stage each bundle's rows; with ``warehouse_url`` and ``run_id``, also keep the run's
+    heartbeat fresh (at most once a minute per worker process), so a long run on remote workers
+    is never taken for abandoned."""
+
+    def __init__(self, run_dir: str, warehouse_url: str | None = None,
+                 run_id: str | None = None) -> None:
         self.run_dir = run_dir
+        self.warehouse_url, self.run_id = warehouse_url, run_id
 
     def start_bundle(self) -> None:
         name = uuid.uuid4().hex
@@ -98,5 +106,7 @@ class StageParquet(beam.DoFn):
                           dead_letter_files=[dead_file] if dead_file else [],
                           slices=merge_all([self._part.slices]), files=self._part.files,
                           pool_row_files=[pool_file] if pool_file else [])
+        if self.warehouse_url and self.run_id:
+            ledger.beat_now_and_then(self.warehouse_url, self.run_id)
         if part.files:
             yield WindowedValue(part, MIN_TIMESTAMP, (GlobalWindow(),))

@@ -20,6 +20,7 @@ the reload replaces the same slices, so it never double-counts.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,8 @@ from costflow.pipelines.report import RunReport
 from costflow.sources.contract import Plan
 from costflow.warehouse import sqlfiles
 from costflow.warehouse.base import RunStart, Warehouse
+
+LOG = logging.getLogger("costflow.ingest")
 
 _SUCCEEDED_RUNS = """
 SELECT run_id, sources
@@ -97,7 +100,12 @@ def skip_run(warehouse: Warehouse, run: RunStart, previous_run: str, plan: Plan,
     report = RunReport(run_id=run.run_id, started_at=run.started_at, warehouse=warehouse.url,
                        sources=run.sources, empty_files=plan.empty_files, status="skipped",
                        warnings=[message, *plan.notes], finished_at=datetime.now(UTC))
-    warehouse.begin_run(run)
+    warehouse.begin_run(run)  # refuses a reused run id before anything is written
     record_skipped(warehouse, run.run_id, message, report.to_dict())
-    report.write(report_path)
+    try:
+        report.write(report_path)
+    except Exception as exc:  # noqa: BLE001 - the ledger holds the outcome; say, never raise
+        problem = f"the run report could not be written to {report_path}: {exc}"
+        LOG.warning("run %s: %s", run.run_id, problem)
+        report.warnings.append(problem)
     return report.to_dict()

@@ -106,6 +106,11 @@ def write(report: dict[str, Any], path: str) -> str:
 
 
 def quality_report_path(report_path: str) -> str:
-    """The HTML page beside the run's JSON report: ``runs/<run_id>.html``."""
-    base = report_path[:-len(".json")] if report_path.endswith(".json") else report_path
-    return base + ".html"
+    """The HTML page beside the run's JSON report: ``runs/<run_id>.json`` -> ``runs/<run_id>.html``.
+
+    Only a ``.json`` report path is accepted, so the page is always a sibling of the JSON report
+    in the same directory (built from a checked run id) and never overwrites it.
+    """
+    if not report_path.endswith(".json") or report_path.endswith("/.json"):
+        raise ValueError(f"{report_path!r} is not the path of a run's JSON report (<run_id>.json)")
+    return report_path[:-len(".json")] + ".html"

@@ -18,7 +18,9 @@ S, D, T, J, INT = (
     LogicalType.INTEGER,
 )
 
-RUN_STATUSES = ("running", "succeeded", "failed", "skipped")
+# running: begun, no outcome yet; abandoned: its owner process died or stopped beating without
+# recording an outcome (costflow.warehouse.ledger marks it, with the reason in `error`).
+RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "abandoned")
 
 
 def _c(name, type_, nullable, desc) -> Column:
@@ -47,7 +49,7 @@ LOAD_RUNS = TableSpec(
     description="The load ledger: one row per ingest run, with its sources, counts, totals, status and timings.",
     columns=(
         _c("run_id", S, False, "Run ID (also x_RunId on the rows it loaded)."),
-        _c("status", S, False, "running, succeeded, failed or skipped."),
+        Column(name="status", type=S, nullable=False, description="running, succeeded, failed, skipped, or abandoned (the owner process died or stopped beating without recording an outcome; the reason is in error).", allowed_values=RUN_STATUSES),
         _c("provider", S, True, "Provider asked for (aws, gcp, azure), or null when detected per file."),
         _c("source_format", S, True, "Source format of the run's files."),
         _c("sources", J, False, "JSON array of {uri, size_bytes, sha256, format} (or manifest ids) read by the run."),
@@ -61,6 +63,10 @@ LOAD_RUNS = TableSpec(
         _c("dead_lettered_cost_total", D, True, "Sum of SourceCost over rows dead-lettered."),
         _c("error", S, True, "Why the run failed, naming file, row and column where known."),
         _c("report", J, True, "The full run report (per-slice reconciliation, timings, warnings)."),
+        # Appended later (nullable, so older ledgers gain them in place): who runs the run.
+        _c("owner_host", S, True, "Host name of the process that began the run."),
+        _c("owner_pid", INT, True, "Process id of the process that began the run, on owner_host."),
+        _c("heartbeat_at", T, True, "Last sign of life of a running run (UTC); a run on another host silent for longer than the documented timeout is marked abandoned."),
     ),
 )
 

@@ -37,11 +37,23 @@ CENT = Decimal("0.01")
 
 
 def daily_series(history: dict[date, Decimal], last_day: date) -> pd.Series:
-    """History as a float series from its first day to ``last_day``; missing days are 0."""
+    """History as a float series from its first day to ``last_day``; missing days are 0.
+
+    Indexed by position (day 0 is the first day), not by timestamp: pandas timestamps end in
+    2262 and begin in 1677, billing dates may be anything from year 1 to 9999, and the model
+    needs only the order of the days and the weekly period.
+    """
     first = min(history)
-    index = pd.date_range(first, last_day, freq="D")
-    values = [float(history.get(d.date(), Decimal(0))) for d in index]
-    return pd.Series(values, index=index, dtype="float64")
+    days = (last_day - first).days + 1
+    values = [float(history.get(first + timedelta(days=i), Decimal(0))) for i in range(days)]
+    return pd.Series(values, dtype="float64")
+
+
+def next_month(day: date) -> date | None:
+    """The first day of the month after ``day``'s; None after December 9999."""
+    if day.month < 12:
+        return date(day.year, day.month + 1, 1)
+    return date(day.year + 1, 1, 1) if day.year < date.max.year else None
 
 
 def _fit(series: pd.Series):  # noqa: ANN202 - statsmodels results type
@@ -134,7 +146,7 @@ def _buckets(days: list[date], granularity: str,
     begin = 0
     for i in range(1, len(days) + 1):
         if i == len(days) or days[i].month != days[begin].month:
-            month_end = min(end, (days[begin].replace(day=28) + timedelta(days=4)).replace(day=1))
+            month_end = min(end, next_month(days[begin]) or end)
             out.append((TimePeriod(days[begin], month_end), slice(begin, i)))
             begin = i
     return out

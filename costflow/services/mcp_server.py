@@ -225,7 +225,12 @@ def _compare(base: list[Any], other: list[Any], dimension: str,
     return out
 
 
+def connect_reader(url: str) -> Warehouse:
+    """The warehouse as the query side opens it: a query during a write waits only briefly."""
+    return connect(url, reader=True)
+
+
 def serve(url: str, tenant: Tenant, provider_scope: str = ALL_PROVIDERS,
-          connector: Callable[[str], Warehouse] = connect) -> None:
+          connector: Callable[[str], Warehouse] = connect_reader) -> None:
     """Run the server over stdio until the client closes it."""
     build_server(connector(url), tenant, provider_scope).run("stdio")

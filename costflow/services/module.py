@@ -37,8 +37,9 @@ class InfrastructureModule:
 
     @classmethod
     def from_url(cls, url: str, *, tenant: Tenant) -> InfrastructureModule:
-        """Open the warehouse a URL names (see `costflow.warehouse.connect`)."""
-        return cls(connect(url), tenant)
+        """Open the warehouse a URL names (see `costflow.warehouse.connect`) for reading: a query
+        during another process's write waits briefly, then raises `WarehouseBusy`."""
+        return cls(connect(url, reader=True), tenant)
 
     def get_cost_provider(self, provider: str) -> WarehouseCostProvider:
         """The cost provider for ``aws``, ``gcp``, ``azure`` or ``all`` of them."""

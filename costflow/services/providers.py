@@ -142,23 +142,28 @@ class WarehouseCostProvider:
             ConfigError: too little history (names how much is needed), mixed currencies
                 without ``currency``, a bad range or granularity.
         """
-        history_start = start_date - timedelta(days=HISTORY_DAYS)
+        # The window is cut at the first day a date can hold (a start in year 1).
+        cut = start_date.toordinal() <= HISTORY_DAYS
+        history_start = date.min if cut else start_date - timedelta(days=HISTORY_DAYS)
         filters = {"currency": [currency]} if currency else None
-        table = await asyncio.to_thread(
-            costs_by_dimension, self.warehouse, history_start, start_date, ["day"], filters,
-            metric, tenant=self.tenant, provider=self.provider)
         per_currency: dict[str, dict[date, Decimal]] = defaultdict(dict)
-        for row in table.to_pylist():
-            per_currency[row["BillingCurrency"]][row["day"]] = row["cost"]
+        if history_start < start_date:
+            table = await asyncio.to_thread(
+                costs_by_dimension, self.warehouse, history_start, start_date, ["day"], filters,
+                metric, tenant=self.tenant, provider=self.provider)
+            for row in table.to_pylist():
+                per_currency[row["BillingCurrency"]][row["day"]] = row["cost"]
         if len(per_currency) > 1:
             raise MixedCurrencyError(
                 f"the history before {start_date} is billed in {len(per_currency)} currencies "
                 f"({', '.join(sorted(per_currency))}); forecast one with currency='USD' "
                 "(CLI: --currency USD).")
         if not per_currency:
-            raise ConfigError(f"not enough history to forecast: no costs in the "
-                              f"{HISTORY_DAYS} days before {start_date} for this tenant and "
-                              f"provider {self.provider!r}.")
+            window = (f"before {start_date} for this tenant and provider {self.provider!r} (the "
+                      f"history window starts at {date.min}, the first day a date can hold)"
+                      if cut else f"in the {HISTORY_DAYS} days before {start_date} for this "
+                      f"tenant and provider {self.provider!r}")
+            raise ConfigError(f"not enough history to forecast: no costs {window}.")
         ((code, history),) = per_currency.items()
         points, (total, lower, upper), seen, (mae, wape) = await asyncio.to_thread(
             forecasting.forecast, history, max(history), start_date, end_date, granularity,
@@ -218,8 +223,14 @@ class WarehouseCostProvider:
             last = latest.column("latest_day")[0].as_py() if latest.num_rows else None
             if last is None:
                 return []
+            if last == date.max:
+                raise ConfigError(
+                    f"the latest charge in scope is dated {last}, the last day a date can hold, "
+                    f"so the {RECENT_DAYS} days ending with it are not a [start, end) period; "
+                    "that row's ChargePeriodStart is almost certainly wrong in the source. Give "
+                    "the period explicitly (--start/--end; MCP: start_date/end_date).")
             end_date = last + timedelta(days=1)
-            start_date = end_date - timedelta(days=RECENT_DAYS)
+            start_date = date.fromordinal(max(1, end_date.toordinal() - RECENT_DAYS))
         _check_range(start_date, end_date)
         period = TimePeriod(start_date, end_date)
         sql = _with_metric(sqlfiles.load("queries/resources.sql")[0].expression, metric)
@@ -274,8 +285,8 @@ def _cost_results(table: pa.Table, provider: str, period: TimePeriod, metric: st
 
 def _period_of(day: date, granularity: str, bounds: TimePeriod) -> TimePeriod:
     if granularity == "DAILY":
-        return TimePeriod(day, day + timedelta(days=1))
-    month_end = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return TimePeriod(day, day + timedelta(days=1))  # day < bounds.end <= date.max
+    month_end = forecasting.next_month(day) or bounds.end  # December 9999 has no next month
     return TimePeriod(max(day, bounds.start), min(month_end, bounds.end))
 
 

@@ -35,8 +35,13 @@ def resolve_url(flag_value: str | None = None) -> str:
     return flag_value or os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
-def connect(url: str) -> Warehouse:
+def connect(url: str, *, reader: bool = False) -> Warehouse:
     """The `Warehouse` a URL names (nothing is opened or created until it is used).
+
+    ``reader=True`` is for the query side (CLI query, MCP server, query services): on DuckDB a
+    query then waits only briefly for another process's write to finish and says the warehouse
+    is busy (`costflow.errors.WarehouseBusy`) instead of waiting as long as a writer does
+    (`costflow.warehouse.duckdb_engine`). BigQuery needs no such wait.
 
     Raises:
         ConfigError: the URL is not one of the accepted forms.
@@ -47,7 +52,8 @@ def connect(url: str) -> Warehouse:
             raise ConfigError(f"{url!r} does not name a DuckDB file. {ACCEPTED}")
         from costflow.warehouse.duckdb_engine import DuckDBWarehouse
 
-        return DuckDBWarehouse(path)
+        # Only a reader passes the flag: tests swap in subclasses taking the path alone.
+        return DuckDBWarehouse(path, reader=True) if reader else DuckDBWarehouse(path)
     if url.startswith("bigquery://"):
         parts = urlsplit(url)
         dataset = parts.path.strip("/")

@@ -145,8 +145,18 @@ class BigQueryWarehouse(Warehouse):
             LOG.info("added column(s) %s to %s", [c.name for c in added], table_id)
 
     def begin_run(self, run: RunStart) -> None:
-        """Record the run in load_runs with status 'running'."""
-        self._run_file("load/begin_run.sql", slices.begin_params(run))
+        """Record the run in load_runs with status 'running', owner and first heartbeat.
+
+        Raises:
+            ConfigError: a run with this id is in the ledger already; nothing was written.
+        """
+        params = slices.begin_params(run)
+        (exists,) = sqlfiles.load("load/run_exists.sql")
+        found = list(self._query(exists.name, exists.bigquery(self.tables()),
+                                 {"run_id": run.run_id}).result())
+        if found:
+            raise slices.run_id_taken(run.run_id, dict(found[0].items()))
+        self._run_file("load/begin_run.sql", params)
 
     def fail_run(self, run_id: str, error: str, report: dict[str, Any]) -> None:
         """Mark the run failed (a single DML statement: its own transaction)."""

@@ -8,16 +8,18 @@ BigQuery cannot drift apart on what "reconciled" means. Money stays `Decimal` th
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from costflow.errors import CostflowError, IngestFailed, ReconciliationError
+from costflow.errors import ConfigError, CostflowError, IngestFailed, ReconciliationError
 from costflow.reconcile import SliceCheck, SliceKey, SliceStats, merge_all
 from costflow.schemas.focus import COST_LINE_ITEMS, SLICE_KEY
 from costflow.schemas.operational import DEAD_LETTERS, LOAD_SLICES, RUN_STATUSES
+from costflow.warehouse import ledger
 from costflow.warehouse.base import RunStart, StagedRun
 
 # Staged data of a run, as `sql/load/*.sql` names it: `cost_analytics.<staging table>`. DuckDB
@@ -28,7 +30,10 @@ STAGING_TABLES: dict[str, str] = {
 }
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
-assert {RUNNING, SUCCEEDED, FAILED} <= set(RUN_STATUSES)
+assert {RUNNING, SUCCEEDED, FAILED, ledger.ABANDONED} <= set(RUN_STATUSES)
+assert ledger.RUNNING == RUNNING
+# Recording a failure is retried: a ledger write can fail once (a lock, a blip) and succeed next.
+FAIL_RUN_DELAYS: tuple[float, ...] = (0.2, 1.0)  # seconds before the 2nd and 3rd attempts
 
 # load_slices column <- SliceStats field: the fields of the @slices struct parameter.
 SLICE_STATS_COLUMNS: dict[str, str] = {
@@ -131,10 +136,22 @@ def report_json(report: Mapping[str, Any]) -> str:
 
 
 def begin_params(run: RunStart) -> dict[str, Any]:
-    """Parameters of `load/begin_run.sql`."""
+    """Parameters of `load/begin_run.sql`; the owner is this process."""
+    owner = ledger.this_process()
     return {"run_id": run.run_id, "status": RUNNING, "provider": run.provider,
             "source_format": run.source_format, "sources": json.dumps(run.sources, default=str),
-            "started_at": utc(run.started_at)}
+            "started_at": utc(run.started_at), "owner_host": owner.host, "owner_pid": owner.pid}
+
+
+def run_id_taken(run_id: str, existing: Mapping[str, Any]) -> ConfigError:
+    """The error of a begin_run whose id is in the ledger already (``existing``: its row)."""
+    started = utc(existing.get("started_at"))
+    when = f", started {started:%Y-%m-%d %H:%M:%S} UTC" if started else ""
+    return ConfigError(
+        f"run id {run_id!r} is already in the ledger (a {existing.get('status')} run{when}). A "
+        "run id names one run: reusing it would rewrite that run's ledger row and slices, so "
+        "nothing was done and that run is untouched. Give a new --run_id, or leave it out to "
+        "get a generated one.")
 
 
 def fail_params(run_id: str, error: str, report: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,13 +180,50 @@ def replace_params(staged: StagedRun, expected: Mapping[SliceKey, SliceStats],
     }
 
 
+LEDGER_UNRECORDED = "The ledger could not record the failure either"
+
+
+def retry_fail_run(fail_run: Callable[[str, str, dict[str, Any]], None], run_id: str,
+                   message: str, report: dict[str, Any],
+                   delays: tuple[float, ...] | None = None) -> Exception | None:
+    """Mark the run failed, retrying; returns the last ledger error if every attempt failed."""
+    waits = FAIL_RUN_DELAYS if delays is None else delays
+    for attempt in range(len(waits) + 1):
+        try:
+            fail_run(run_id, message, report)
+            return None
+        except Exception as ledger_error:  # noqa: BLE001 - the caller says so in its error
+            if attempt == len(waits):
+                return ledger_error
+            time.sleep(waits[attempt])
+    return None  # pragma: no cover - the loop always returns
+
+
+def unrecorded(ledger_error: BaseException, attempts: int) -> str:
+    """What the run's error says when its failure could not be recorded in the ledger."""
+    return (f"{LEDGER_UNRECORDED} ({attempts} attempts; last: {ledger_error}): load_runs shows "
+            "the run as running until the next ingest or `costflow runs list` marks it "
+            "abandoned.")
+
+
+def amend_message(error: BaseException, addition: str) -> None:
+    """Append ``addition`` to the message of ``error`` (what the CLI prints), once."""
+    text = str(error)
+    if addition and addition not in text:
+        error.args = (f"{text} {addition}".strip(),)
+
+
 def record_failure(fail_run: Callable[[str, str, dict[str, Any]], None], run_id: str,
                    message: str, report: dict[str, Any], error: BaseException) -> None:
-    """Mark the run failed without letting a ledger error hide the error that failed the run."""
-    try:
-        fail_run(run_id, message, report)
-    except Exception as ledger_error:  # noqa: BLE001 - the original error is what matters
-        error.add_note(f"The ledger could not record the failure either: {ledger_error}")
+    """Mark the run failed without letting a ledger error hide the error that failed the run.
+
+    The ledger write is retried; if it still fails, the error's message says so (and a note
+    keeps the ledger's own error).
+    """
+    ledger_error = retry_fail_run(fail_run, run_id, message, report)
+    if ledger_error is not None:
+        error.add_note(f"{LEDGER_UNRECORDED}: {ledger_error}")
+        amend_message(error, unrecorded(ledger_error, len(FAIL_RUN_DELAYS) + 1))
 
 
 @contextmanager
@@ -189,5 +243,6 @@ def failures_recorded(fail_run: Callable[[str, str, dict[str, Any]], None], run_
     except Exception as err:
         message = (f"run {run_id}: the commit failed and {undone}, so the previous contents "
                    f"are intact: {type(err).__name__}: {err}")
-        record_failure(fail_run, run_id, message, report, err)
-        raise IngestFailed(message) from err
+        failed = IngestFailed(message)
+        record_failure(fail_run, run_id, message, report, failed)
+        raise failed from err

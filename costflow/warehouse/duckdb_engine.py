@@ -10,6 +10,17 @@ The file is opened per operation (and closed after), so the pipeline's commit st
 can both hold a `DuckDBWarehouse` on the same file in one process, and another process can open
 the file between operations. ``:memory:`` keeps one database for the life of the object.
 
+Concurrency. DuckDB lets ONE process open a file read-write, or any number of processes open it
+read-only. A write (schema, ledger, commit) opens it read-write; a query opens it read-only. When
+another process holds the file, the operation waits, polling with backoff: a query of the query
+side (``reader=True``: CLI query, MCP, `InfrastructureModule.from_url`) up to
+``COSTFLOW_DUCKDB_READ_TIMEOUT`` seconds (default 5), anything else (writes, an ingest's reads) up
+to ``COSTFLOW_DUCKDB_LOCK_TIMEOUT`` (default 60), and then raises `WarehouseBusy` naming the file
+and the holder's PID. Within one process
+DuckDB shares one database instance per file, so a query while this process writes reuses the
+read-write instance (it reads the last committed state; no deadlock with an open commit), and
+writes of different threads take turns. A full disk ends in `IngestFailed` naming the file.
+
     wh = DuckDBWarehouse(".costflow/warehouse.duckdb")
     wh.ensure_schema()
     wh.query("SELECT COUNT(*) AS n FROM cost_analytics.cost_line_items")
@@ -17,10 +28,17 @@ the file between operations. ``:memory:`` keeps one database for the life of the
 
 from __future__ import annotations
 
+import math
 import os
+import random
+import re
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,7 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-from costflow.errors import ConfigError
+from costflow.errors import ConfigError, IngestFailed, WarehouseBusy
 from costflow.reconcile import SliceCheck, SliceKey, SliceStats
 from costflow.schemas.columns import TableSpec
 from costflow.schemas.focus import COST_LINE_ITEMS
@@ -44,6 +62,12 @@ from costflow.warehouse.sqlfiles import DuckStatement
 
 DEFAULT_MEMORY_LIMIT = "512MB"
 MEMORY = ":memory:"
+# How long an operation waits for another process to release the file (seconds).
+LOCK_TIMEOUT_ENV = "COSTFLOW_DUCKDB_LOCK_TIMEOUT"  # writes, and every read of an ingest
+DEFAULT_LOCK_TIMEOUT = 60.0
+READ_TIMEOUT_ENV = "COSTFLOW_DUCKDB_READ_TIMEOUT"  # queries of the query side (reader=True)
+DEFAULT_READ_TIMEOUT = 5.0
+FIRST_RETRY, LONGEST_RETRY = 0.01, 0.5  # backoff between attempts to open a held file
 # Staged Parquet is read in place: inside the commit transaction each staging name is a view
 # over the run's files, so a load copies the data once (into the target), not twice. DuckDB
 # cannot bind parameters in a view, so the file list is a literal of the pipeline's own staging
@@ -90,36 +114,66 @@ class DuckDBWarehouse(Warehouse):
 
     Args:
         path: the database file (its parent directory is created), or ``":memory:"``.
+        reader: for the query side: a query waits only ``COSTFLOW_DUCKDB_READ_TIMEOUT`` (default
+            5 s) for a writer to finish, then raises `WarehouseBusy` saying to try again.
+            Without it every operation waits up to ``COSTFLOW_DUCKDB_LOCK_TIMEOUT`` (default
+            60 s), as an ingest must: its reads (planning, the post-load assertions) may not
+            fail just because another run is committing.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, reader: bool = False) -> None:
         text = os.fspath(path)
         self._memory = text == MEMORY
         self.path: Path | None = None if self._memory else Path(text)
         self.url = f"duckdb:///{text}"
+        self.reader = reader
         self._shared: duckdb.DuckDBPyConnection | None = None
 
     @contextmanager
-    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection for one operation, in UTC, closed afterwards."""
+    def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation, in UTC, closed afterwards.
+
+        ``read_only`` opens the file read-only (other processes may read it at the same time),
+        unless this process has it open read-write already (then that instance is shared).
+        Waits while another process holds the file (see the module docstring).
+
+        Raises:
+            WarehouseBusy: the file stayed held by another process for the whole wait.
+            IngestFailed: the filesystem is full.
+            ConfigError: a read of a file that does not exist.
+        """
         if self.path is None:
             if self._shared is None:
                 self._shared = duckdb.connect(MEMORY)
             con = self._shared.cursor()
-        else:
+            try:
+                con.execute("SET SESSION TimeZone = 'UTC'")
+                yield con
+            finally:
+                con.close()
+            return
+        target = os.path.abspath(self.path)
+        if read_only and not os.path.exists(target):
+            raise ConfigError(
+                f"there is no warehouse at {target}: nothing has been ingested there yet. Run "
+                "costflow ingest first, or point --warehouse (or COSTFLOW_WAREHOUSE) at the "
+                "warehouse to read.")
+        if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(self.path), config=_config())
-        try:
-            con.execute("SET SESSION TimeZone = 'UTC'")
-            yield con
-        finally:
-            con.close()
-
-    def close(self) -> None:
-        """Release the in-memory database (file databases hold no connection between calls)."""
-        if self._shared is not None:
-            self._shared.close()
-            self._shared = None
+        wait = Wait.of(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT) if read_only and self.reader \
+            else Wait.of(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT)
+        with _turn_to_write(target, not read_only, wait):
+            con, opened_read_only = _open(target, read_only, wait)
+            try:
+                con.execute("SET SESSION TimeZone = 'UTC'")
+                yield con
+            except duckdb.Error as err:
+                full = _disk_full(err, target)
+                if full is None:
+                    raise
+                raise full from err
+            finally:
+                _close(con, target, opened_read_only)
 
     def ensure_schema(self) -> None:
         """Run the rendered DuckDB DDL (idempotent); staging is per commit, as views."""
@@ -143,9 +197,26 @@ class DuckDBWarehouse(Warehouse):
                             f"{DUCKDB_TYPES[column.type]}")
 
     def begin_run(self, run: RunStart) -> None:
-        """Record the run in load_runs with status 'running'."""
+        """Record the run in load_runs with status 'running', owner and first heartbeat.
+
+        Raises:
+            ConfigError: a run with this id is in the ledger already; nothing was written.
+        """
+        params = slices.begin_params(run)
+        (exists,) = sqlfiles.load("load/run_exists.sql")
         with self.connection() as con:
-            self._run_file(con, "load/begin_run.sql", slices.begin_params(run))
+            con.execute("BEGIN TRANSACTION")  # the check and the insert see one state
+            try:
+                cursor = self._execute(con, exists.name, exists.duckdb, params)
+                columns = [d[0] for d in cursor.description]
+                found = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+                if found:
+                    raise slices.run_id_taken(run.run_id, found[0])
+                self._run_file(con, "load/begin_run.sql", params)
+                con.execute("COMMIT")
+            except BaseException:
+                _rollback(con)
+                raise
 
     def fail_run(self, run_id: str, error: str, report: dict[str, Any]) -> None:
         """Mark the run failed, in its own transaction (cost data is never touched)."""
@@ -238,7 +309,7 @@ class DuckDBWarehouse(Warehouse):
         """Run BigQuery-dialect SQL (transpiled) with bound ``@params``; decimals stay decimal."""
         statements = sqlfiles.to_duckdb(sql)
         params = params or {}
-        with self.connection() as con:
+        with self.connection(read_only=_reads_only(sql)) as con:
             for statement in statements[:-1]:
                 con.execute(statement.sql, statement.bind(params))
             last = statements[-1]
@@ -264,10 +335,187 @@ class DuckDBWarehouse(Warehouse):
             raise ValueError("export_parquet takes a query without parameters")
         path.parent.mkdir(parents=True, exist_ok=True)
         target = exp.Literal.string(str(path)).sql(dialect="duckdb")
-        with self.connection() as con:
+        with self.connection(read_only=True) as con:
             (written,) = con.execute(
                 f"COPY ({statement.sql}) TO {target} (FORMAT parquet)").fetchall()
             return int(written[0])
+
+
+# -- opening a file other processes may hold ---------------------------------------------------
+
+class _FileUse:
+    """This process's connections to one file. DuckDB keeps one database instance per file and
+    process and refuses a second one with other settings, so while a connection is read-write
+    every other one must be too (a read then shares it), and a write waits for this process's
+    read-only connections to close (new reads queue behind a waiting write)."""
+
+    def __init__(self) -> None:
+        self.read_only = 0
+        self.read_write = 0
+        self.writer_waiting = False
+
+
+_USES: dict[str, _FileUse] = {}
+_USES_CHANGED = threading.Condition()
+# One writer at a time per file within this process too (DuckDB would fail the later of two
+# conflicting transactions; across processes the file lock already serializes them).
+_WRITERS: dict[str, threading.RLock] = {}
+_HOLDER_PID = re.compile(r"\(PID (\d+)\)")
+THIS_PROCESS = "another connection of this process"
+
+
+@dataclass(frozen=True)
+class Wait:
+    """How long to wait for another process to release the file, and the setting that says so."""
+
+    seconds: float
+    setting: str
+
+    @classmethod
+    def of(cls, setting: str, default: float) -> Wait:
+        text = os.environ.get(setting, "").strip()
+        if not text:
+            return cls(default, setting)
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0 <= value < math.inf:
+            raise ConfigError(f"{setting}={text!r} is not a number of seconds; set it to how "
+                              "long to wait for another process to release the warehouse, e.g. "
+                              f"{setting}={default:g}.")
+        return cls(value, setting)
+
+
+@contextmanager
+def _turn_to_write(target: str, write: bool, wait: Wait) -> Iterator[None]:
+    """This thread's turn to write ``target`` among the threads of this process (writes only)."""
+    if not write:
+        yield
+        return
+    with _USES_CHANGED:
+        turn = _WRITERS.setdefault(target, threading.RLock())
+    if not turn.acquire(timeout=wait.seconds):
+        raise _busy(target, True, wait, "another thread of this process")
+    try:
+        yield
+    finally:
+        turn.release()
+
+
+def _claim(target: str, read_only: bool, deadline: float, wait: Wait) -> bool:
+    """Count a connection about to be opened; returns whether it is to be read-only."""
+    with _USES_CHANGED:
+        use = _USES.setdefault(target, _FileUse())
+        waiting = False
+        try:
+            while True:
+                if use.read_write or (not read_only and not use.read_only):
+                    use.read_write += 1
+                    return False
+                if read_only and not use.writer_waiting:
+                    use.read_only += 1
+                    return True
+                if not read_only and not waiting:
+                    use.writer_waiting = waiting = True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _busy(target, not read_only, wait, THIS_PROCESS)
+                _USES_CHANGED.wait(remaining)
+        finally:
+            if waiting:
+                use.writer_waiting = False
+                _USES_CHANGED.notify_all()
+
+
+def _unclaim(target: str, read_only: bool) -> None:
+    with _USES_CHANGED:
+        use = _USES[target]
+        if read_only:
+            use.read_only -= 1
+        else:
+            use.read_write -= 1
+        if not (use.read_only or use.read_write or use.writer_waiting):
+            del _USES[target]
+        _USES_CHANGED.notify_all()
+
+
+def _open(target: str, read_only: bool, wait: Wait) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """Connect, retrying with backoff while another process holds the file (up to ``wait``).
+
+    Returns the connection and whether it is read-only (a read shares this process's
+    read-write instance when one is open).
+    """
+    deadline = time.monotonic() + wait.seconds
+    delay = FIRST_RETRY
+    while True:
+        as_read_only = _claim(target, read_only, deadline, wait)
+        try:
+            return duckdb.connect(target, read_only=as_read_only, config=_config()), as_read_only
+        except duckdb.Error as err:
+            _unclaim(target, as_read_only)
+            full = _disk_full(err, target)
+            if full is not None:
+                raise full from err
+            if not _held_elsewhere(err):
+                raise
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                found = _HOLDER_PID.search(str(err))
+                raise _busy(target, not read_only, wait,
+                            f"PID {found.group(1)}" if found else THIS_PROCESS) from None
+            time.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
+            delay = min(LONGEST_RETRY, delay * 2)
+
+
+def _close(con: duckdb.DuckDBPyConnection, target: str, read_only: bool) -> None:
+    try:
+        con.close()
+    except duckdb.Error as err:
+        full = _disk_full(err, target)
+        if full is None:
+            raise
+        raise full from err
+    finally:
+        _unclaim(target, read_only)
+
+
+def _held_elsewhere(err: duckdb.Error) -> bool:
+    """The file is locked by another process, or open here with other settings (read-only)."""
+    text = str(err)
+    return (isinstance(err, duckdb.IOException) and "Could not set lock on file" in text) or (
+        isinstance(err, duckdb.ConnectionException) and "different configuration" in text)
+
+
+def _busy(target: str, write: bool, wait: Wait, holder: str) -> WarehouseBusy:
+    if write:
+        return WarehouseBusy(
+            f"the warehouse {target} is held by another costflow process ({holder}) and stayed "
+            f"locked for {wait.seconds:g} s, so nothing was written. DuckDB lets one process "
+            "write a warehouse file at a time: let the other ingest, query or MCP server finish "
+            f"and run this again, or wait longer with {wait.setting}=SECONDS (default "
+            f"{DEFAULT_LOCK_TIMEOUT:g}).")
+    return WarehouseBusy(
+        f"the warehouse {target} is being updated by another process ({holder}); try again in "
+        f"a moment (a query waited {wait.seconds:g} s for the update to finish; "
+        f"{wait.setting}=SECONDS waits longer).")
+
+
+def _disk_full(err: duckdb.Error, target: str) -> IngestFailed | None:
+    """A full filesystem as a one-paragraph `IngestFailed` naming the file; else None."""
+    if "no space left on device" not in str(err).lower():
+        return None
+    return IngestFailed(
+        f"the warehouse file {target} could not be written: no space left on device "
+        f"({' '.join(str(err).split())}). Nothing was committed; the previous contents are "
+        "intact. Free space on that filesystem, or point --warehouse (or COSTFLOW_WAREHOUSE) "
+        "at one with room, and run again.")
+
+
+@lru_cache(maxsize=512)
+def _reads_only(sql: str) -> bool:
+    """Every statement of this BigQuery-dialect text is a query (it can open the file read-only)."""
+    return all(isinstance(statement.expression, exp.Query) for statement in sqlfiles.split(sql))
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

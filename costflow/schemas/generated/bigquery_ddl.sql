@@ -116,7 +116,7 @@ OPTIONS (description = 'Source rows that did not make it into cost_line_items, e
 
 CREATE TABLE IF NOT EXISTS cost_analytics.load_runs (
   run_id STRING NOT NULL OPTIONS (description = 'Run ID (also x_RunId on the rows it loaded).'),
-  status STRING NOT NULL OPTIONS (description = 'running, succeeded, failed or skipped.'),
+  status STRING NOT NULL OPTIONS (description = 'running, succeeded, failed, skipped, or abandoned (the owner process died or stopped beating without recording an outcome; the reason is in error).'),
   provider STRING OPTIONS (description = 'Provider asked for (aws, gcp, azure), or null when detected per file.'),
   source_format STRING OPTIONS (description = 'Source format of the run\'s files.'),
   sources JSON NOT NULL OPTIONS (description = 'JSON array of {uri, size_bytes, sha256, format} (or manifest ids) read by the run.'),
@@ -129,7 +129,10 @@ CREATE TABLE IF NOT EXISTS cost_analytics.load_runs (
   billed_cost_total BIGNUMERIC OPTIONS (description = 'Sum of BilledCost over rows loaded.'),
   dead_lettered_cost_total BIGNUMERIC OPTIONS (description = 'Sum of SourceCost over rows dead-lettered.'),
   error STRING OPTIONS (description = 'Why the run failed, naming file, row and column where known.'),
-  report JSON OPTIONS (description = 'The full run report (per-slice reconciliation, timings, warnings).')
+  report JSON OPTIONS (description = 'The full run report (per-slice reconciliation, timings, warnings).'),
+  owner_host STRING OPTIONS (description = 'Host name of the process that began the run.'),
+  owner_pid INT64 OPTIONS (description = 'Process id of the process that began the run, on owner_host.'),
+  heartbeat_at TIMESTAMP OPTIONS (description = 'Last sign of life of a running run (UTC); a run on another host silent for longer than the documented timeout is marked abandoned.')
 )
 OPTIONS (description = 'The load ledger: one row per ingest run, with its sources, counts, totals, status and timings.');
 

@@ -123,7 +123,10 @@ CREATE TABLE IF NOT EXISTS cost_analytics.load_runs (
   billed_cost_total DECIMAL(38, 18),
   dead_lettered_cost_total DECIMAL(38, 18),
   error VARCHAR,
-  report JSON
+  report JSON,
+  owner_host VARCHAR,
+  owner_pid BIGINT,
+  heartbeat_at TIMESTAMPTZ
 );
 
 CREATE TABLE IF NOT EXISTS cost_analytics.load_slices (
