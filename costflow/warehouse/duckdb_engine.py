@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 import pyarrow as pa
@@ -168,10 +168,7 @@ class DuckDBWarehouse(Warehouse):
                 con.execute("SET SESSION TimeZone = 'UTC'")
                 yield con
             except duckdb.Error as err:
-                full = _disk_full(err, target)
-                if full is None:
-                    raise
-                raise full from err
+                _raise_as_disk_full(err, target)
             finally:
                 _close(con, target, opened_read_only)
 
@@ -472,12 +469,17 @@ def _close(con: duckdb.DuckDBPyConnection, target: str, read_only: bool) -> None
     try:
         con.close()
     except duckdb.Error as err:
-        full = _disk_full(err, target)
-        if full is None:
-            raise
-        raise full from err
+        _raise_as_disk_full(err, target)
     finally:
         _unclaim(target, read_only)
+
+
+def _raise_as_disk_full(err: duckdb.Error, target: str) -> NoReturn:
+    """Re-raise a DuckDB error, as the one-paragraph IngestFailed when the disk is full."""
+    full = _disk_full(err, target)
+    if full is None:
+        raise err
+    raise full from err
 
 
 def _held_elsewhere(err: duckdb.Error) -> bool:
