@@ -207,6 +207,74 @@ def test_duplicates_are_loaded_flagged_and_warned_with_the_count(tmp_path, cur_s
     assert "40 row(s)" in warning and "row 301" in warning
 
 
+def _flagged_rows(ingest, sql_where: str = "") -> list[dict]:
+    return ingest.rows(
+        "SELECT x_SourceUri AS uri, x_SourceRowNumber AS row FROM cost_analytics.cost_line_items "
+        f"WHERE x_DataQualityFlags LIKE '%{DUPLICATE}%' {sql_where} ORDER BY 1, 2")
+
+
+def test_a_line_item_in_two_part_files_of_a_slice_is_flagged_once_and_named(
+        tmp_path, cur_sample, ingest):
+    """A month delivered in two CUR parts whose last and first 40 line items overlap (a part
+    re-cut, or delivered twice): both parts are loaded, the 40 copies in the later file are
+    flagged, the gate counts them and one warning names both files and a repeated id."""
+    header, rows = _cur_rows(cur_sample)
+    part1 = _write_csv(tmp_path / "cur" / "cur-00001.csv", header, rows[:300])
+    part2 = _write_csv(tmp_path / "cur" / "cur-00002.csv", header, rows[260:600])
+    report = ingest(tmp_path / "cur")
+    assert report["status"] == "succeeded" and report["totals"]["rows_loaded"] == 640
+    flagged = _flagged_rows(ingest)
+    assert flagged == [{"uri": str(part2), "row": n} for n in range(1, 41)]
+    [crossed] = [w for w in report["warnings"] if "another file of the same slice" in w]
+    line_item = dict(zip(header, rows[260], strict=True))
+    assert crossed.startswith(f"slice aws/{line_item['bill/PayerAccountId']}/2023-")
+    assert "40 row(s) repeat a line item" in crossed
+    assert (f"line item '{line_item['identity/LineItemId']}' at "
+            f"'{line_item['identity/TimeInterval']}' is in {part1} (row 261) and again in "
+            f"{part2} (row 1)") in crossed, crossed
+    [gate] = [w for w in report["warnings"] if f"soft check flag:{DUPLICATE}" in w]
+    assert "40 row(s)" in gate
+
+
+def test_part_files_without_a_shared_line_item_are_not_flagged(tmp_path, cur_sample, ingest):
+    """The real sample cut in three parts (its ids repeat across hours, so across the parts,
+    but never with the same time interval): nothing is flagged, no warning."""
+    header, rows = _cur_rows(cur_sample)
+    for i, cut in enumerate((rows[:400], rows[400:900], rows[900:])):
+        _write_csv(tmp_path / "cur" / f"cur-0000{i + 1}.csv", header, cut)
+    report = ingest(tmp_path / "cur")
+    assert report["status"] == "succeeded" and report["totals"]["rows_loaded"] == len(rows)
+    assert _flagged_rows(ingest) == []
+    assert not [w for w in report["warnings"] if DUPLICATE in w or "another file" in w]
+
+
+def test_a_repeat_inside_a_file_and_across_files_keeps_one_flag(tmp_path, cur_sample, ingest):
+    """A row repeated inside the later file that also repeats a line item of the earlier file
+    carries the flag once; the slice-level check does not double the within-file one."""
+    header, rows = _cur_rows(cur_sample)
+    _write_csv(tmp_path / "cur" / "a.csv", header, rows[:50])
+    later = _write_csv(tmp_path / "cur" / "b.csv", header, rows[50:100] + rows[:5] + rows[:5])
+    ingest(tmp_path / "cur")
+    got = ingest.rows(
+        "SELECT x_SourceRowNumber AS row, x_DataQualityFlags AS flags FROM "
+        f"cost_analytics.cost_line_items WHERE x_SourceUri = '{later}' AND "
+        "x_SourceRowNumber > 50 ORDER BY 1")
+    assert [r["row"] for r in got] == list(range(51, 61))
+    assert all(json.loads(r["flags"]).count(DUPLICATE) == 1 for r in got), got
+
+
+def test_the_same_line_items_in_two_slices_are_not_duplicates(tmp_path, cur_sample, ingest):
+    """The check is per slice: the same ids under another payer account are another bill."""
+    header, rows = _cur_rows(cur_sample)
+    payer = header.index("bill/PayerAccountId")
+    other = [[*r[:payer], "999999999999", *r[payer + 1:]] for r in rows[:100]]
+    _write_csv(tmp_path / "cur" / "a.csv", header, rows[:100])
+    _write_csv(tmp_path / "cur" / "b.csv", header, other)
+    report = ingest(tmp_path / "cur")
+    assert report["status"] == "succeeded" and report["totals"]["rows_loaded"] == 200
+    assert _flagged_rows(ingest) == []
+
+
 # --- a file that changes while the run reads it -----------------------------------------------
 
 

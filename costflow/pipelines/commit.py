@@ -2,7 +2,8 @@
 
 `MergeStagedParts` folds every bundle's staged files and totals into one. `CommitRun` then
 refuses a systematically broken source (dead-letter threshold), amortizes commitment fees over
-the staged rows (`costflow.pipelines.amortize`), asks the warehouse to load the
+the staged rows (`costflow.pipelines.amortize`), flags line items repeated across the files of a
+slice (`costflow.pipelines.cross_file`), asks the warehouse to load the
 staged files and replace the run's slices in one transaction after reconciling them, removes the
 staging files, and writes the run report. Any failure leaves the previous warehouse contents
 intact, records the run as failed in the ledger (retrying), and fails the pipeline. Cleanup comes
@@ -24,6 +25,7 @@ import pyarrow as pa
 
 from costflow.errors import CostflowError, DeadLetterThresholdError, IngestFailed
 from costflow.pipelines.amortize import amortize_staged
+from costflow.pipelines.cross_file import flag_across_files
 from costflow.pipelines.elements import StagedPart
 from costflow.pipelines.report import RunReport, write_reports
 from costflow.reconcile import SliceKey, SliceStats
@@ -128,10 +130,13 @@ class CommitRun(beam.DoFn):
                     "The source looks systematically broken, so nothing was committed: "
                     + " | ".join(breaches))
             amortized = amortize_staged(part.row_files, part.pool_row_files)  # gate sees it
-            part = StagedPart(amortized.row_files, part.dead_letter_files, part.slices,
-                              part.files)
             report.amortization = amortized.pools
             report.warnings.extend(amortized.warnings)
+            # A line item in two files of one slice: flagged like a repeat inside a file.
+            crossed = flag_across_files(amortized.row_files, part.key_files)
+            report.warnings.extend(crossed.warnings)
+            part = StagedPart(crossed.row_files, part.dead_letter_files, part.slices,
+                              part.files)
             self.quality.check_staged(s.run_id, part.row_files, report)
             pa.default_memory_pool().release_unused()  # the gate's chunks, before the load
             LOG.info("committing %d slice(s) to %s",

@@ -28,9 +28,12 @@ class NormalizedBatch:
     rows: pa.Table
     dead_letters: pa.Table
     slices: dict[SliceKey, SliceStats]
+    # Each row's line-item key, aligned with rows, for formats with an id (Finalized.line_items).
+    line_items: pa.Table | None = None
 
     def nbytes(self) -> int:
-        return self.rows.nbytes + self.dead_letters.nbytes
+        keys = self.line_items.nbytes if self.line_items is not None else 0
+        return self.rows.nbytes + self.dead_letters.nbytes + keys
 
 
 @dataclass
@@ -58,6 +61,10 @@ class StagedPart:
     # The row files holding the commitment-pool rows (also in row_files): all the commit-time
     # amortization reads and rewrites (costflow.pipelines.amortize).
     pool_row_files: list[str] = field(default_factory=list)
+    # The line-item keys of the rows of formats with an id, one file per bundle beside its row
+    # files (costflow.pipelines.cross_file): what the commit reads to find a line item repeated
+    # in two files of one slice. Never loaded into the warehouse.
+    key_files: list[str] = field(default_factory=list)
 
     def merge(self, other: StagedPart) -> StagedPart:
         files = dict(self.files)
@@ -66,7 +73,8 @@ class StagedPart:
         return StagedPart(self.row_files + other.row_files,
                           self.dead_letter_files + other.dead_letter_files,
                           merge_all([self.slices, other.slices]), files,
-                          self.pool_row_files + other.pool_row_files)
+                          self.pool_row_files + other.pool_row_files,
+                          self.key_files + other.key_files)
 
     def nbytes(self) -> int:
         return 1024

@@ -35,7 +35,8 @@ class _NormalizeFn(beam.DoFn):
         mapped = normalizer.map(element.batch)
         done = finalize(element.batch, mapped, ctx)
         yield NormalizedBatch(source_uri=source.uri, rows_read=element.batch.num_rows,
-                              rows=done.rows, dead_letters=done.dead_letters, slices=done.slices)
+                              rows=done.rows, dead_letters=done.dead_letters, slices=done.slices,
+                              line_items=done.line_items)
 
 
 class NormalizeBatches(beam.PTransform):

@@ -4,7 +4,8 @@ The warehouse loads a run from staged files (a BigQuery load job or DuckDB's Par
 so a slice is replaced in one transaction after the whole run is known to reconcile. One file
 per bundle and kind keeps the file count small; each batch is written as it comes, so memory
 stays flat. Files written by a bundle attempt that failed are never named in the output and are
-removed with the staging directory.
+removed with the staging directory. For formats with a line-item id, a third kind holds each
+loaded row's key (`KEY_SCHEMA`), for the commit's check across the files of a slice.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import posixpath
 import uuid
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import apache_beam as beam
 import pyarrow as pa
@@ -26,10 +27,32 @@ from apache_beam.utils.windowed_value import WindowedValue
 from costflow.pipelines.elements import FileCounts, NormalizedBatch, StagedPart
 from costflow.reconcile import merge_all
 from costflow.transforms.commitment_amortization import POOL
+from costflow.transforms.duplicates import KEY_HASH_COLUMN, KEY_TEXT_COLUMN
 from costflow.transforms.finalize import DEAD_LETTER_SCHEMA, ROW_SCHEMA
 from costflow.warehouse import ledger
 
 PARQUET_OPTIONS = {"compression": "snappy", "use_dictionary": True, "write_statistics": False}
+# The line-item keys of a bundle's loaded rows, for formats with an id: where each row sits
+# (slice and source location) and its key (`costflow.transforms.duplicates`). Read by the
+# commit's check across the files of a slice (`costflow.pipelines.cross_file`), never loaded.
+KEY_SLICE = ("x_SourceProvider", "BillingAccountId", "BillingPeriodStart")
+KEY_LOCATION = ("x_SourceUri", "x_SourceRowNumber")
+KEY_SCHEMA = pa.schema([
+    *(ROW_SCHEMA.field(name).with_nullable(True) for name in (*KEY_SLICE, *KEY_LOCATION)),
+    pa.field(KEY_HASH_COLUMN, pa.uint64()),
+    pa.field(KEY_TEXT_COLUMN, pa.string()),
+])
+# Dictionaries for the few slices and files only: ids and row numbers never repeat in a file.
+KEY_PARQUET_OPTIONS = {**PARQUET_OPTIONS, "use_dictionary": [*KEY_SLICE, "x_SourceUri"]}
+
+
+def key_table(rows: pa.Table, line_items: pa.Table) -> pa.Table:
+    """The keyed rows of one normalized batch as staged (`KEY_SCHEMA`)."""
+    columns = [rows.column(name) for name in (*KEY_SLICE, *KEY_LOCATION)]
+    columns += [line_items.column(KEY_HASH_COLUMN), line_items.column(KEY_TEXT_COLUMN)]
+    table = pa.Table.from_arrays(columns, schema=KEY_SCHEMA)
+    keyed = pc.is_valid(table.column(KEY_HASH_COLUMN))
+    return table if pc.all(keyed).as_py() else table.filter(keyed)
 
 
 def run_staging_dir(staging_root: str, run_id: str) -> str:
@@ -40,8 +63,10 @@ def run_staging_dir(staging_root: str, run_id: str) -> str:
 class _Writer:
     """A lazily opened Parquet writer on a local path or any Beam filesystem URI."""
 
-    def __init__(self, path: str, schema: pa.Schema) -> None:
+    def __init__(self, path: str, schema: pa.Schema,
+                 options: dict[str, Any] | None = None) -> None:
         self.path, self.schema = path, schema
+        self.options = PARQUET_OPTIONS if options is None else options
         self._sink: BinaryIO | None = None
         self._writer: pq.ParquetWriter | None = None
 
@@ -50,7 +75,7 @@ class _Writer:
             return
         if self._writer is None:
             self._sink = FileSystems.create(self.path)
-            self._writer = pq.ParquetWriter(self._sink, self.schema, **PARQUET_OPTIONS)
+            self._writer = pq.ParquetWriter(self._sink, self.schema, **self.options)
         self._writer.write_table(table)
 
     def close(self) -> str | None:
@@ -80,6 +105,10 @@ class StageParquet(beam.DoFn):
                                ROW_SCHEMA)
         self._dead = _Writer(posixpath.join(self.run_dir, "dead_letters", f"{name}.parquet"),
                              DEAD_LETTER_SCHEMA)
+        # Named after the bundle, like its row files: the check across files rewrites the row
+        # files of the bundles whose keys it flags (costflow.pipelines.cross_file.bundle_of).
+        self._keys = _Writer(posixpath.join(self.run_dir, "keys", f"{name}.parquet"),
+                             KEY_SCHEMA, KEY_PARQUET_OPTIONS)
         self._part = StagedPart()
 
     def process(self, element: NormalizedBatch) -> Iterator[StagedPart]:
@@ -90,6 +119,8 @@ class StageParquet(beam.DoFn):
             self._pooled.write(element.rows.filter(pc.is_valid(pool)))
             self._rows.write(element.rows.filter(pc.is_null(pool)))
         self._dead.write(element.dead_letters)
+        if element.line_items is not None:
+            self._keys.write(key_table(element.rows, element.line_items))
         reasons: dict[str, int] = {}
         if element.dead_letters.num_rows:
             for reason in element.dead_letters.column("ErrorReason").to_pylist():
@@ -100,12 +131,13 @@ class StageParquet(beam.DoFn):
         return iter(())
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
-        row_file, pool_file, dead_file = (self._rows.close(), self._pooled.close(),
-                                          self._dead.close())
+        row_file, pool_file, dead_file, key_file = (
+            self._rows.close(), self._pooled.close(), self._dead.close(), self._keys.close())
         part = StagedPart(row_files=[f for f in (row_file, pool_file) if f],
                           dead_letter_files=[dead_file] if dead_file else [],
                           slices=merge_all([self._part.slices]), files=self._part.files,
-                          pool_row_files=[pool_file] if pool_file else [])
+                          pool_row_files=[pool_file] if pool_file else [],
+                          key_files=[key_file] if key_file else [])
         if self.warehouse_url and self.run_id:
             ledger.beat_now_and_then(self.warehouse_url, self.run_id)
         if part.files:

@@ -152,8 +152,9 @@ def build_checks(columns: Sequence[str] | None = None) -> list[Check]:
 FLAGS_COLUMN = "x_DataQualityFlags"
 FLAG_PREFIX = "_Flag_"
 WARNED_FLAGS = {
-    "LineItemId:duplicate": "a line-item id is expected once per file (CUR: per time "
-                            "interval); a repeat is usually the same line item loaded twice",
+    "LineItemId:duplicate": "a line-item id is expected once per slice (CUR: per time "
+                            "interval); a repeat, in its own file or another file of the slice, "
+                            "is usually the same line item loaded twice",
     "ChargePeriodStart:outside_billing_period": "a charge is expected to start inside its "
                                                 "billing period (Corrections excepted)",
     "BillingPeriod:not_one_month": "a billing period is expected to be one month long",

@@ -8,7 +8,10 @@ say which source columns hold it (`line_item_key`): AWS CUR ``identity/LineItemI
 ``Id`` column where it has one. Rows are never dropped: every repeat of an id seen earlier in the
 same file is marked (`DUPLICATE_COLUMN` on the batch), `costflow.transforms.finalize` turns the
 mark into the ``LineItemId:duplicate`` data-quality flag, and the slice gate
-(`costflow.quality.gate`) counts the flagged rows per slice into a run warning.
+(`costflow.quality.gate`) counts the flagged rows per slice into a run warning. The same id in
+two files of one slice (CUR parts, partitioned exports) is found at commit time from the keys
+the reader attaches to every batch (`KEY_HASH_COLUMN`, `KEY_TEXT_COLUMN`; staged beside the
+rows, `costflow.pipelines.cross_file`) and flagged the same way.
 
 How: each key is hashed to 64 bits from Arrow's string buffer with numpy, eight bytes at a
 time (no Python object per row); repeats within a batch come from one sort, repeats of earlier
@@ -30,6 +33,14 @@ from costflow.transforms.arrow_text import as_text
 
 DUPLICATE_COLUMN = "costflow:LineItemDuplicate"
 DUPLICATE_FLAG = "LineItemId:duplicate"
+# The reader's key of every row (formats with a line-item id): its 64-bit hash (null where the
+# row has no id) and its text (the key columns joined by KEY_SEPARATOR). Carried past the
+# normalizer to staging, so that the commit can find a line item repeated in another file of
+# the same slice (`costflow.pipelines.cross_file`); never a warehouse column.
+KEY_HASH_COLUMN = "costflow:LineItemKey"
+KEY_TEXT_COLUMN = "costflow:LineItemKeyText"
+KEY_SEPARATOR = "\x1f"
+READER_COLUMNS = (DUPLICATE_COLUMN, KEY_HASH_COLUMN, KEY_TEXT_COLUMN)
 
 
 def line_item_key(normalizer: object, columns: Sequence[str]) -> tuple[str, ...]:
@@ -47,17 +58,25 @@ def key_hashes(batch: pa.RecordBatch, key: Sequence[str]) -> tuple[np.ndarray, n
 
     A row whose id (or any key column) is empty has no identity to repeat, so it never counts.
     """
+    hashes, valid, _ = key_texts(batch, key)
+    return hashes, valid
+
+
+def key_texts(batch: pa.RecordBatch,
+              key: Sequence[str]) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """`key_hashes`, with the key's text (columns joined by `KEY_SEPARATOR`) per row."""
     texts = [as_text(batch.column(batch.schema.get_field_index(name))) for name in key]
     valid = np.ones(batch.num_rows, dtype=bool)
     for text in texts:
         if text.null_count:
             valid &= pc.is_valid(text).to_numpy(zero_copy_only=False)
     parts = [pc.fill_null(text, "") for text in texts]
-    joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "\x1f")
-    return _hash_strings(joined), valid
+    joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts,
+                                                                           KEY_SEPARATOR)
+    return hash_strings(joined), valid, joined
 
 
-def _hash_strings(text: pa.Array) -> np.ndarray:
+def hash_strings(text: pa.Array) -> np.ndarray:
     """A 64-bit hash of each string's bytes, eight bytes at a time.
 
     Rows of one length form a (rows, length) byte matrix (a view of Arrow's buffer when every
@@ -148,10 +167,16 @@ class SeenKeys:
 def mark_repeats(batches: Iterator[tuple[int, pa.RecordBatch]],
                  key: Sequence[str]) -> Iterator[tuple[int, pa.RecordBatch]]:
     """The file's batches, each with `DUPLICATE_COLUMN` (bool) when one of its rows repeats a
-    line item seen earlier in the file; batches without a repeat are passed unchanged."""
+    line item seen earlier in the file, and with every row's key (`KEY_HASH_COLUMN`, null for a
+    row without an id, and `KEY_TEXT_COLUMN`) for the slice-level check across files."""
     seen = SeenKeys()
     for first, batch in batches:
-        repeat = seen.repeats(*key_hashes(batch, key))
+        marks = [name for name in READER_COLUMNS if name in batch.schema.names]
+        if marks:  # marked by a reader this one wraps (and maybe retyped): marked here again
+            batch = batch.drop_columns(marks)
+        hashes, valid, text = key_texts(batch, key)
+        repeat = seen.repeats(hashes, valid)
         if repeat.any():
             batch = batch.append_column(DUPLICATE_COLUMN, pa.array(repeat))
-        yield first, batch
+        batch = batch.append_column(KEY_HASH_COLUMN, pa.array(hashes, mask=~valid))
+        yield first, batch.append_column(KEY_TEXT_COLUMN, text)

@@ -21,7 +21,13 @@ from costflow.schemas.operational import DEAD_LETTERS
 from costflow.schemas.render import ARROW_TYPES, arrow_schema
 from costflow.transforms.arrow_ops import add_flags
 from costflow.transforms.contract import BatchContext, Mapped, RowError
-from costflow.transforms.duplicates import DUPLICATE_COLUMN, DUPLICATE_FLAG
+from costflow.transforms.duplicates import (
+    DUPLICATE_COLUMN,
+    DUPLICATE_FLAG,
+    KEY_HASH_COLUMN,
+    KEY_TEXT_COLUMN,
+    READER_COLUMNS,
+)
 from costflow.transforms.lineage import lineage_arrays
 from costflow.transforms.validate import hard_rule_errors
 
@@ -36,13 +42,21 @@ class Finalized:
     rows: pa.Table          # ROW_SCHEMA
     dead_letters: pa.Table  # DEAD_LETTER_SCHEMA
     slices: dict[SliceKey, SliceStats]
+    # For formats with a line-item id: each row's key, aligned with ``rows`` (KEY_HASH_COLUMN,
+    # null where the row has no id, and KEY_TEXT_COLUMN); None for formats without one.
+    line_items: pa.Table | None = None
 
 
 def finalize(batch: pa.RecordBatch, mapped: Mapped, ctx: BatchContext) -> Finalized:
     n = batch.num_rows
     table = _flag_suspect_rows(_conform(mapped, ctx, n), batch)
-    if DUPLICATE_COLUMN in batch.schema.names:  # a reader's mark, not a source column
-        batch = batch.drop_columns([DUPLICATE_COLUMN])
+    line_items = None
+    if KEY_HASH_COLUMN in batch.schema.names:
+        line_items = pa.table({name: batch.column(name)
+                               for name in (KEY_HASH_COLUMN, KEY_TEXT_COLUMN)})
+    marks = [name for name in READER_COLUMNS if name in batch.schema.names]
+    if marks:  # the reader's marks, not source columns
+        batch = batch.drop_columns(marks)
     errors = list(mapped.errors) + hard_rule_errors(table)
     failed = _any(errors, n)
     good = pc.invert(failed)
@@ -50,7 +64,9 @@ def finalize(batch: pa.RecordBatch, mapped: Mapped, ctx: BatchContext) -> Finali
     rows = pa.Table.from_arrays(table.filter(good).columns, schema=ROW_SCHEMA)
     dead = _dead_letters(batch, table, mapped.source_basis, errors, failed)
     slices = _slice_stats(ctx.provider, table, mapped.source_basis, good)
-    return Finalized(rows=rows, dead_letters=dead, slices=slices)
+    if line_items is not None and rows.num_rows < n:
+        line_items = line_items.filter(good)
+    return Finalized(rows=rows, dead_letters=dead, slices=slices, line_items=line_items)
 
 
 def _conform(mapped: Mapped, ctx: BatchContext, n: int) -> pa.Table:
@@ -90,7 +106,8 @@ def _flag_suspect_rows(table: pa.Table, batch: pa.RecordBatch) -> pa.Table:
     """Rows loaded as they are but flagged in x_DataQualityFlags (the slice gate warns):
 
     * ``LineItemId:duplicate``: the reader saw the row's line-item id earlier in the file
-      (`costflow.transforms.duplicates`);
+      (`costflow.transforms.duplicates`; the commit adds it where the id was in another file of
+      the slice, `costflow.pipelines.cross_file`);
     * ``ChargePeriodStart:outside_billing_period``: the charge starts before its billing period
       or at/after its end (a charge dated 1970 or 9999 in a 2023-11 bill), unless it is a
       Correction, which may date from an earlier period;
