@@ -175,9 +175,9 @@ def test_ensure_schema_appends_the_columns_an_older_table_lacks() -> None:
     assert fields == ["schema"] and table.table_id == "cost_line_items"
     assert [f.name for f in table.schema] == list(COST_LINE_ITEMS.names)
     assert [(f.name, f.field_type, f.mode) for f in table.schema[-3:]] == [
-        ("x_CommitmentPool", "STRING", "NULLABLE"),
-        ("x_CommitmentCoveredCost", "BIGNUMERIC", "NULLABLE"),
-        ("x_ProjectAncestors", "JSON", "NULLABLE")]
+        ("x_ProjectAncestors", "JSON", "NULLABLE"),
+        ("x_PricingUnitDescription", "STRING", "NULLABLE"),
+        ("x_ConsumedUnitDescription", "STRING", "NULLABLE")]
 
 
 def test_ensure_schema_refuses_a_table_it_cannot_upgrade_in_place() -> None:
@@ -306,7 +306,11 @@ def test_export_on_bigquery_goes_through_arrow(tmp_path: Path) -> None:
     assert export_focus(warehouse(client), out, version="1.3") == 1
     assert pq.read_table(out).equals(answer)
     sql, _ = client.query_labelled("query")
-    assert sql == f"SELECT * FROM `{PROJECT}`.`{DATASET}`.`focus_v1_3`"
+    # The view's columns by name, JSON ones serialized as JSON text (costflow.services.
+    # focus_export: FOCUS Parquet carries JSON as UTF-8 strings).
+    assert sql.startswith("SELECT `AvailabilityZone`, `BilledCost`, ")
+    assert "TO_JSON_STRING(`Tags`) AS `Tags`" in sql
+    assert sql.endswith(f" FROM `{PROJECT}`.`{DATASET}`.`focus_v1_3`")
 
 
 @pytest.mark.parametrize(("value", "expected"), [

@@ -375,8 +375,10 @@ def test_a_retried_commit_of_the_same_run_is_idempotent(wh, tmp_path) -> None:
 
 def test_a_warehouse_of_an_older_costflow_is_upgraded_in_place(wh, tmp_path) -> None:
     commit(wh, tmp_path, "run-1", november())
-    with wh.connection() as con:  # the layout before x_Commitment* and the high-water mark
-        for table, column in (("cost_line_items", "x_ProjectAncestors"),
+    with wh.connection() as con:  # the layout before x_Commitment*, the units and high water
+        for table, column in (("cost_line_items", "x_ConsumedUnitDescription"),
+                              ("cost_line_items", "x_PricingUnitDescription"),
+                              ("cost_line_items", "x_ProjectAncestors"),
                               ("cost_line_items", "x_CommitmentCoveredCost"),
                               ("cost_line_items", "x_CommitmentPool"),
                               ("load_slices", "high_water_export_time"),

@@ -85,15 +85,44 @@ def _validator() -> None:
         pytest.skip(str(exc))
 
 
+# Data gaps still open under the applicability criteria (issue 15 part 2), per export: NOT the
+# allow-list (that holds validator defects only, focus_validator.ALLOWED_FAILURES). The test
+# asserts these fail and nothing else does, so a fixed gap must leave this table.
+_PRICING_CURRENCY = "PricingCurrencyEffectiveCost-C-003-M"  # PricingCurrency* not filled yet
+OPEN_GAPS: dict[str, set[str]] = {
+    "aws": {_PRICING_CURRENCY, "SkuMeter-C-005-C", "SubAccountName-C-005-C"},
+    "azure-ea": {_PRICING_CURRENCY, "SkuPriceId-C-008-M"},
+    "azure-actual-amortized": {_PRICING_CURRENCY},
+    "gcp": {_PRICING_CURRENCY, "PricingCurrency-C-004-M", "SkuMeter-C-005-C"},
+    "gcp-bulk": {_PRICING_CURRENCY, "PricingCurrency-C-004-M", "SkuMeter-C-005-C"},
+    "mixed": {_PRICING_CURRENCY, "SkuMeter-C-005-C", "SubAccountName-C-005-C",
+              "SkuPriceId-C-008-M"},
+}
+
+
+def _check_with_criteria(data: Path, pid: str) -> focus_validator.Verdict:
+    criteria = focus_validator.criteria_for(focus_validator.providers_in(data))
+    verdict = focus_validator.validate(data, "1.2", criteria=criteria)
+    print(f"\nfocus-validator on {pid} ({len(criteria)} criteria): {verdict.summary()}")
+    counts = verdict.counts
+    # It really ran the provider-feature rules: without criteria 2.2.1 skips ~440 of 578.
+    assert counts["total"] == 578 and counts["skipped"] < 240, counts
+    assert [(o.rule, o.violations, o.message)
+            for o in verdict.failures_beyond(OPEN_GAPS[pid])] == []
+    still_failing = {o.rule for o in verdict.failures}
+    assert OPEN_GAPS[pid] <= still_failing, f"fixed, drop from OPEN_GAPS: " \
+        f"{OPEN_GAPS[pid] - still_failing}"
+    return verdict
+
+
 @pytest.mark.parametrize(("provider", "sources", "flags"), _PARAMS)
 def test_sample_export_passes_the_official_validator(tmp_path, provider, sources, flags,
-                                                      monkeypatch):
+                                                      monkeypatch, request):
     monkeypatch.chdir(tmp_path)
     _validator()
     out = _export(tmp_path, sources, flags)
-    verdict = focus_validator.validate(out / DATA_FILE, "1.2")
-    assert verdict.passed > 100  # it really ran the 1.2 rule set
-    assert [(o.rule, o.violations, o.message) for o in verdict.unexpected_failures] == []
+    verdict = _check_with_criteria(out / DATA_FILE, request.node.callspec.id)
+    assert verdict.outcomes["Tags-C-001-M"].status == "PASS"  # JSON columns as JSON text
     if provider == "gcp":  # the CUD fee moved onto covered usage (commitment_amortization)
         assert verdict.outcomes["EffectiveCost-C-005-C"].status == "PASS"
     # The unit-format fix in aws_cur.py: PricingUnit conforms (AWS's "GB-Mo" failed it).
@@ -152,3 +181,92 @@ def test_validator_output_is_parsed_and_the_allow_list_is_explicit():
     assert all(why for why in focus_validator.ALLOWED_FAILURES.values())
     with pytest.raises(ValueError, match="no results"):
         focus_validator.parse("Traceback: boom")
+
+
+@_SHARED
+def test_mixed_export_passes_the_official_validator_with_the_common_criteria(tmp_path,
+                                                                              monkeypatch):
+    # AWS + Azure + GCP in one warehouse, one dataset: only the criteria all three meet.
+    monkeypatch.chdir(tmp_path)
+    _validator()
+    warehouse = f"duckdb:///{tmp_path}/w.duckdb"
+    for provider, sources in (("aws", _shared("samples/aws/cur_legacy_anonymous.csv")),
+                              ("azure", _shared("samples/azure/ea_anonymous.csv")),
+                              ("gcp", _gcp_fixture_set)):
+        source_args = [a for s in sources(tmp_path) for a in ("--source", str(s))]
+        assert main(["-q", "ingest", *source_args, "--warehouse", warehouse,
+                     "--provider", provider]) == 0
+    out = tmp_path / "focus"
+    assert main(["-q", "export", "--out", str(out), "--warehouse", warehouse]) == 0
+    assert focus_validator.providers_in(out / DATA_FILE) == ["AWS", "Google Cloud", "Microsoft"]
+    assert focus_validator.criteria_for(["AWS", "Google Cloud", "Microsoft"]) == \
+        focus_validator.COMMON_CRITERIA
+    _check_with_criteria(out / DATA_FILE, "mixed")
+
+
+def test_criteria_are_the_common_ones_plus_what_every_provider_meets():
+    common = focus_validator.COMMON_CRITERIA
+    assert len(common) == 13 and "CAPACITY_RESERVATION_SUPPORTED" in common
+    assert focus_validator.criteria_for(["Google Cloud"]) == (
+        *common, "PRICING_BILLING_CURRENCY_DIFFERENCES_SUPPORTED")
+    assert focus_validator.criteria_for(["Microsoft"]) == (*common, "ACCOUNT_NAMING_SUPPORTED")
+    assert focus_validator.criteria_for(["AWS", "Microsoft"]) == common
+    assert focus_validator.criteria_for([]) == common
+
+
+def test_export_validate_prints_the_verdict_with_the_criteria(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _validator()
+    warehouse = f"duckdb:///{tmp_path}/w.duckdb"
+    sources = [a for s in _gcp_fixture_set(tmp_path) for a in ("--source", str(s))]
+    assert main(["-q", "ingest", *sources, "--warehouse", warehouse, "--provider", "gcp"]) == 0
+    capsys.readouterr()
+    rc = main(["export", "--out", str(tmp_path / "focus"), "--warehouse", warehouse,
+               "--validate"])
+    printed = capsys.readouterr().out
+    assert ("applicability criteria: " + ",".join(focus_validator.criteria_for(
+        ["Google Cloud"]))) in printed
+    assert "Total: 578 | Pass: " in printed
+    assert "allow-listed validator defects: " in printed and "InvoiceId-C-005-C" in printed
+    # The open data gaps are reported and fail the command until they are fixed.
+    assert rc == (1 if OPEN_GAPS["gcp"] else 0)
+    for rule in OPEN_GAPS["gcp"]:
+        assert f"FAIL {rule} (" in printed
+    assert printed.rstrip().endswith("verdict: does not conform" if OPEN_GAPS["gcp"]
+                                     else "verdict: conforms (allow-list aside)")
+
+
+def test_export_validate_says_so_when_the_validator_is_not_installed(tmp_path, monkeypatch,
+                                                                     capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(focus_validator, "VENV", tmp_path / "no-venv")
+    warehouse = f"duckdb:///{tmp_path}/w.duckdb"
+    sources = [a for s in _gcp_fixture_set(tmp_path) for a in ("--source", str(s))]
+    assert main(["-q", "ingest", *sources, "--warehouse", warehouse, "--provider", "gcp"]) == 0
+    rc = main(["-q", "export", "--out", str(tmp_path / "f.parquet"), "--warehouse", warehouse,
+               "--validate"])
+    err = capsys.readouterr().err
+    assert rc == 1 and (tmp_path / "f.parquet").exists()
+    assert "not validated:" in err and "make focus-validator" in err
+
+
+def test_json_columns_are_exported_as_plain_json_text(tmp_path, monkeypatch):
+    # Tags-C-001-M failed on every tagged row while the export wrote DuckDB's JSON logical type
+    # (pyarrow's arrow.json extension): FOCUS Parquet carries JSON as UTF-8 text.
+    monkeypatch.chdir(tmp_path)
+    warehouse = f"duckdb:///{tmp_path}/w.duckdb"
+    sources = [a for s in _gcp_fixture_set(tmp_path) for a in ("--source", str(s))]
+    assert main(["-q", "ingest", *sources, "--warehouse", warehouse, "--provider", "gcp"]) == 0
+    out = tmp_path / "f.parquet"
+    assert main(["-q", "export", "--out", str(out), "--warehouse", warehouse]) == 0
+    table = pq.read_table(out)
+    for name in ("Tags", "SkuPriceDetails"):
+        assert table.schema.field(name).type == pa.string(), name
+    tags = [json.loads(t) for t in table.column("Tags").drop_null().to_pylist()]
+    assert tags and all(isinstance(t, dict) for t in tags)
+    import duckdb
+
+    valid, objects, total = duckdb.sql(
+        f"SELECT count(*) FILTER (WHERE json_valid(Tags)), count(*) FILTER (WHERE "
+        f"json_type(Tags::JSON) = 'OBJECT'), count(Tags) FROM '{out}'").fetchall()[0]
+    assert valid == objects == total == len(tags)

@@ -176,6 +176,8 @@ EXTENSION_COLUMNS: tuple[Column, ...] = (
     _x("x_CommitmentPool", S, True, "Commitment-fee amortization pool of the row (GCP: 'Usage/<region>' for resource-based CUDs, 'Spend' for spend-based ones): the load spreads the recurring commitment fees of a pool over the usage its commitment covered in the same billing account and period (see costflow.transforms.commitment_amortization)."),
     _x("x_CommitmentCoveredCost", D, True, "On-demand value of the usage a commitment discount covered on this row, in BillingCurrency (GCP: the negated committed-use-discount credits); the weight the pool's fees are amortized by."),
     _x("x_ProjectAncestors", J, True, "GCP project's resource hierarchy as exported (project.ancestors: the project, its folders and the organization), a JSON array of {resource_name, display_name}."),
+    _x("x_PricingUnitDescription", S, True, "The provider's pricing unit as exported, before PricingUnit was mapped to the FOCUS UnitFormat (GCP usage.pricing_unit, e.g. 'gibibyte month' for GiB-Months); the name Microsoft's FOCUS export uses."),
+    _x("x_ConsumedUnitDescription", S, True, "The provider's usage unit as exported, before ConsumedUnit was mapped to the FOCUS UnitFormat (GCP usage.unit, e.g. 'byte-seconds' for B-Seconds)."),
 )
 
 COST_LINE_ITEMS = TableSpec(

@@ -63,7 +63,7 @@ def export_focus(warehouse: Warehouse, out_path: str | os.PathLike[str],
     views = {v: name for name, v in FOCUS_VIEWS.items()}
     if version not in views:
         raise ConfigError(f"unknown FOCUS version {version!r}; allowed: {', '.join(views)}.")
-    select = exp.Select(expressions=[exp.Star()]).from_(
+    select = exp.Select(expressions=_columns(version)).from_(
         sqlfiles.table(views[version], DATASET), copy=False)
     sql = select.sql(dialect="bigquery")
     if isinstance(warehouse, ParquetExporter):
@@ -72,6 +72,29 @@ def export_focus(warehouse: Warehouse, out_path: str | os.PathLike[str],
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out_path)
     return table.num_rows
+
+
+def _columns(version: str) -> list[exp.Expression]:
+    """The view's columns in declaration order, JSON ones as their UTF-8 JSON text.
+
+    Why text: the warehouse's JSON type reaches Parquet as DuckDB's JSON logical type, which
+    pyarrow reads as its ``arrow.json`` extension type and the FOCUS validator's reader does
+    not see as JSON text (``Tags-C-001-M`` "Tags MUST conform to KeyValueFormat" failed on
+    every non-null value). FOCUS Parquet for interchange carries a JSON column as a plain UTF-8
+    string holding the serialized object (spec "Key-Value Format": a JSON object serialized per
+    ECMA-404), which every reader (pyarrow < 21 too, DuckDB's ``json_valid``, a BigQuery load
+    into a STRING or JSON column) takes as is. ``TO_JSON_STRING`` is BigQuery's serializer;
+    sqlglot renders it as ``CAST(TO_JSON(x) AS TEXT)`` on DuckDB.
+    """
+    out: list[exp.Expression] = []
+    for col in focus_columns(version):
+        ident = exp.to_identifier(col.name, quoted=True)
+        if col.type is LogicalType.JSON:
+            serialized = exp.Anonymous(this="TO_JSON_STRING", expressions=[exp.column(ident)])
+            out.append(exp.Alias(this=serialized, alias=ident))
+        else:
+            out.append(exp.column(ident))
+    return out
 
 
 def metadata(version: str, created: datetime, schema_id: str) -> dict[str, Any]:

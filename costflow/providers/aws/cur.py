@@ -55,6 +55,7 @@ from costflow.transforms.arrow_ops import (
     fill_false,
     index_in,
     json_array_of_flags,
+    map_values,
     null_where,
     parse_decimal,
     parse_quantity,
@@ -62,6 +63,7 @@ from costflow.transforms.arrow_ops import (
     take_values,
 )
 from costflow.transforms.contract import Mapped, RowError
+from costflow.transforms.lookup_tables import read_lookup
 from costflow.transforms.service_mapping import read_service_table
 
 PAYER, PAYER_NAME = "bill/PayerAccountId", "bill/PayerAccountName"
@@ -213,11 +215,20 @@ class _Work:
         self.flag("PricingQuantity:rounded", rounded)  # and ConsumedQuantity
         return values
 
-    def timestamp(self, name: str) -> pa.Array:
+    def timestamp(self, name: str, column: str) -> pa.Array:
         raw = self.shape.raw(self.batch, name)
         if pa.types.is_timestamp(raw.type):  # Parquet: already a timestamp, stated in UTC
             return pc.cast(raw, TIMESTAMP)
-        values, errors = parse_timestamp(self.text(name), self.label(name))
+        text = self.text(name)
+        # CUR times are UTC by definition (legacy CUR and CUR 2.0 data dictionaries), yet some
+        # deliveries write them without a zone ("2023-06-01 00:00:00"): those are read as UTC
+        # and the row flagged <FOCUS column>:zoneless_utc. Anything else without a zone (a date
+        # alone, "06/01/2023 12:00 AM") is still refused by parse_timestamp.
+        zoneless = fill_false(pc.match_substring_regex(text, _ZONELESS_ISO))
+        if any_true(zoneless):
+            text = pc.if_else(zoneless, pc.binary_join_element_wise(text, "Z", ""), text)
+            self.flag(f"{column}:zoneless_utc", zoneless)
+        values, errors = parse_timestamp(text, self.label(name))
         self.add_errors(errors)
         return values
 
@@ -320,10 +331,12 @@ def _charge(w: _Work) -> dict[str, pa.Array]:
         "ChargeFrequency": w.kind("frequency"),
         "PricingCategory": pricing,
         "ChargeDescription": w.text(DESCRIPTION),                 # [FC charge_description_S001]
-        "BillingPeriodStart": w.timestamp(PERIOD_START),          # [FC billing_period_start_S001]
-        "BillingPeriodEnd": w.timestamp(PERIOD_END),
-        "ChargePeriodStart": w.timestamp(USAGE_START),            # [FC charge_period_start_S001]
-        "ChargePeriodEnd": w.timestamp(USAGE_END),
+        # [FC billing_period_start_S001]
+        "BillingPeriodStart": w.timestamp(PERIOD_START, "BillingPeriodStart"),
+        "BillingPeriodEnd": w.timestamp(PERIOD_END, "BillingPeriodEnd"),
+        # [FC charge_period_start_S001]
+        "ChargePeriodStart": w.timestamp(USAGE_START, "ChargePeriodStart"),
+        "ChargePeriodEnd": w.timestamp(USAGE_END, "ChargePeriodEnd"),
         "x_LineItemType": w.text(LINE_ITEM_TYPE),
         "x_UsageType": usage_type,
         "x_Operation": w.text(OPERATION),
@@ -452,6 +465,12 @@ def _commitments(w: _Work, billed: pa.Array, usage_amount: pa.Array) -> dict[str
     }
 
 
+# An ISO 8601 date and time of day without a zone designator.
+_ZONELESS_ISO = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$"
+REGION_NAMES = read_lookup(Path(__file__).with_name("mappings") / "aws_regions.csv",
+                           "region_code", "region_name")
+
+
 # FOCUS UnitFormat: a unit per time period is "<unit>-<plural time unit>", e.g. "GB-Months"
 # [FOCUS 1.2 attributes/unit_format.md; validator rules PricingUnit-C-003-O, ConsumedUnit-C-003-O,
 # which failed on the real sample's "GB-Mo" and "Obj-Month"]. AWS abbreviates or uses the
@@ -483,6 +502,7 @@ def _quantities(w: _Work, usage_amount: pa.Array) -> dict[str, pa.Array]:
 
 def _service_location_sku(w: _Work) -> dict[str, pa.Array]:
     code = w.text(PRODUCT_CODE)
+    region = pc.coalesce(w.text(REGION_CODE), w.text(REGION))
     positions = index_in(code, SERVICE_CODES)  # [FC service_category_S001] keyed by ProductCode
     w.flag("ServiceCategory:unmapped", pc.is_null(positions))
     return {
@@ -491,8 +511,12 @@ def _service_location_sku(w: _Work) -> dict[str, pa.Array]:
         "ServiceSubcategory": take_values(positions, SERVICE_SUBCATEGORIES,
                                           default="Other (Other)"),
         "x_ServiceCode": code,
-        "RegionId": pc.coalesce(w.text(REGION_CODE), w.text(REGION)),  # [FC region_S001]
-        "RegionName": w.text(LOCATION),
+        "RegionId": region,                                       # [FC region_S001]
+        # product/location as exported, else the region code's name (mappings/aws_regions.csv:
+        # the price-list location names AWS writes in product/location, e.g. "EU (Ireland)");
+        # the CUR leaves product/location blank on some rows that have a region (data transfer,
+        # RI and Savings Plan fees).
+        "RegionName": pc.coalesce(w.text(LOCATION), map_values(region, REGION_NAMES)),
         "AvailabilityZone": w.text(AZ),                           # [FC availability_zone_S001]
         "ResourceId": w.text(RESOURCE_ID),                        # [FC resource_id_S001]
         "SkuId": w.text(SKU),                                     # [FC sku_id_S001]

@@ -50,6 +50,7 @@ from costflow.transforms.arrow_ops import (
     take_values,
 )
 from costflow.transforms.contract import Mapped, RowError
+from costflow.transforms.lookup_tables import read_lookup
 from costflow.transforms.nested_ops import (
     KeyValues,
     explode,
@@ -115,6 +116,61 @@ def _load_services(name: str) -> tuple[list[str], list[str], list[str], list[str
 # Keyed by service.id (stable across renames), with service.description as the fallback key.
 _SERVICE_IDS, _SERVICE_NAMES, _SERVICE_CATEGORIES, _SERVICE_SUBCATEGORIES = _load_services(
     "gcp_services.csv")
+
+
+def _load_units(name: str) -> dict[str, str]:
+    """GCP unit text -> FOCUS UnitFormat, from ``mappings/gcp_units.csv``.
+
+    Google writes units lowercase and singular or plural at will (``hour``, ``gibibyte month``,
+    ``vCPU-second``, ``byte-seconds``) [DOC usage.unit, usage.pricing_unit]; FOCUS UnitFormat
+    [FOCUS 1.2 attributes/unit_format.md; validator PricingUnit-C-003-O, ConsumedUnit-C-003-O]
+    wants data sizes abbreviated (``B``, ``GiB``), time units capitalized and plural
+    (``Hours``), a unit per time as ``<unit>-<plural time>`` (``GiB-Months``) and a block as
+    ``<quantity> <units>``. A unit missing from the table is kept as Google wrote it and the row
+    flagged ``PricingUnit:unmapped`` (``ConsumedUnit:unmapped``); the provider's text stays in
+    x_PricingUnitDescription and x_ConsumedUnitDescription.
+    """
+    return read_lookup(Path(__file__).with_name("mappings") / name, "gcp_unit", "focus_unit")
+
+
+UNITS = _load_units("gcp_units.csv")
+# Region id -> display name, from Google's Cloud locations page (cloud.google.com/about/
+# locations: "Iowa" for us-central1); the export carries only the id [DOC location.region].
+REGION_NAMES = read_lookup(Path(__file__).with_name("mappings") / "gcp_regions.csv",
+                           "region_id", "region_name")
+
+
+def _unit_format(w: _Work, unit: pa.Array, column: str) -> pa.Array:
+    mapped = map_values(unit, UNITS)
+    w.flag(f"{column}:unmapped", fill_false(pc.and_(pc.is_valid(unit), pc.is_null(mapped))))
+    return pc.coalesce(mapped, unit)
+
+
+# ResourceType from the resource's full resource name [DOC resource.global_name, Google's
+# "Full resource names": //<service>.googleapis.com/<path>/<collection>/<id>], keyed by service
+# host and collection (e.g. compute.googleapis.com/instances -> "Virtual Machine") through
+# mappings/gcp_resource_types.csv, the kinds named as Google's product docs name them.
+RESOURCE_TYPES = read_lookup(Path(__file__).with_name("mappings") / "gcp_resource_types.csv",
+                             "resource_kind", "resource_type")
+_RESOURCE_KIND = r"^//(?P<service>[^/]+)/(?:.*/)?(?P<collection>[^/]+)/[^/]+$"
+
+
+def _resource_type(w: _Work, global_name: pa.Array) -> pa.Array:
+    """ResourceType of each row with a full resource name; a kind not in the table is null and
+    flagged ``ResourceType:unmapped`` rather than guessed."""
+    parts = pc.extract_regex(global_name, _RESOURCE_KIND)
+    kind = pc.binary_join_element_wise(pc.struct_field(parts, "service"),
+                                       pc.struct_field(parts, "collection"), "/")
+    typed = map_values(kind, RESOURCE_TYPES)
+    w.flag("ResourceType:unmapped", fill_false(pc.and_(pc.is_valid(global_name),
+                                                       pc.is_null(typed))))
+    return typed
+
+
+def _region_name(w: _Work, region: pa.Array) -> pa.Array:
+    named = map_values(region, REGION_NAMES)
+    w.flag("RegionName:unmapped", fill_false(pc.and_(pc.is_valid(region), pc.is_null(named))))
+    return pc.coalesce(named, region)
 
 
 def _field(parent: pa.Array, *path: str) -> pa.Array:
@@ -393,6 +449,7 @@ def _quantities(w: _Work, charge: dict[str, pa.Array]) -> dict[str, pa.Array]:
     amount = w.quantity(w.col("usage", "amount"), "usage.amount", "ConsumedQuantity")
     pricing_amount = w.quantity(w.col("usage", "amount_in_pricing_units"),
                                 "usage.amount_in_pricing_units", "PricingQuantity")
+    pricing_unit, unit = w.col("usage", "pricing_unit"), w.col("usage", "unit")
     spot = fill_false(pc.match_substring_regex(w.col("sku", "description"), SPOT_SKU))
     pricing = pc.if_else(charge["_covered"], "Committed", pc.if_else(
         spot, "Dynamic", "Standard"))
@@ -402,9 +459,11 @@ def _quantities(w: _Work, charge: dict[str, pa.Array]) -> dict[str, pa.Array]:
         # [FOCUS pricingcategory.md]: null on Tax (MUST), null on Adjustment (MAY).
         "PricingCategory": pricing,
         "PricingQuantity": null_where(pricing_amount, tax),         # [FC pricing_quantity]
-        "PricingUnit": null_where(w.col("usage", "pricing_unit"), tax),
+        "PricingUnit": null_where(_unit_format(w, pricing_unit, "PricingUnit"), tax),
         "ConsumedQuantity": null_where(amount, pc.invert(usage_rows)),  # usage rows only
-        "ConsumedUnit": null_where(w.col("usage", "unit"), pc.invert(usage_rows)),
+        "ConsumedUnit": null_where(_unit_format(w, unit, "ConsumedUnit"), pc.invert(usage_rows)),
+        "x_PricingUnitDescription": null_where(pricing_unit, tax),
+        "x_ConsumedUnitDescription": null_where(unit, pc.invert(usage_rows)),
     }
 
 
@@ -483,12 +542,14 @@ def _accounts_service_location(w: _Work) -> dict[str, pa.Array]:
         # location.region / .zone [DOC location]; global services and multi-regions ("us",
         # "europe") have no region: null rather than a made-up one.
         "RegionId": w.col("location", "region"),
-        "RegionName": w.col("location", "region"),
+        # Display name from mappings/gcp_regions.csv; an id not in it keeps the id (flagged).
+        "RegionName": _region_name(w, w.col("location", "region")),
         "AvailabilityZone": w.col("location", "zone"),
         # resource.global_name is unique (//compute.googleapis.com/projects/.../instances/123);
         # resource.name is what the user named it [DOC resource]. Detailed export only.
         "ResourceId": pc.coalesce(w.col("resource", "global_name"), w.col("resource", "name")),
         "ResourceName": w.col("resource", "name"),
+        "ResourceType": _resource_type(w, w.col("resource", "global_name")),
         # [FC sku_id]; null on Tax rows (SkuId-C-004-C).
         "SkuId": null_where(w.col("sku", "id"), fill_false(pc.equal(w.col("cost_type"), "tax"))),
         "x_AdjustmentInfo": pc.if_else(has_adjustment, adjustment_json, _NULL_STRING),

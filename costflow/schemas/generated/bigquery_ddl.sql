@@ -90,7 +90,9 @@ CREATE TABLE IF NOT EXISTS cost_analytics.cost_line_items (
   x_ProviderMetrics JSON OPTIONS (description = 'Provider metrics without a FOCUS column as a JSON object of metric to exact amount text, with <metric>Unit (AWS Cost Explorer BlendedCost, NetUnblendedCost, NetAmortizedCost, UsageQuantity, NormalizedUsageAmount; GCP CurrencyConversionRate, CostAtEffectivePriceDefault, CostAtListConsumptionModel and price details).'),
   x_CommitmentPool STRING OPTIONS (description = 'Commitment-fee amortization pool of the row (GCP: \'Usage/<region>\' for resource-based CUDs, \'Spend\' for spend-based ones): the load spreads the recurring commitment fees of a pool over the usage its commitment covered in the same billing account and period (see costflow.transforms.commitment_amortization).'),
   x_CommitmentCoveredCost BIGNUMERIC OPTIONS (description = 'On-demand value of the usage a commitment discount covered on this row, in BillingCurrency (GCP: the negated committed-use-discount credits); the weight the pool\'s fees are amortized by.'),
-  x_ProjectAncestors JSON OPTIONS (description = 'GCP project\'s resource hierarchy as exported (project.ancestors: the project, its folders and the organization), a JSON array of {resource_name, display_name}.')
+  x_ProjectAncestors JSON OPTIONS (description = 'GCP project\'s resource hierarchy as exported (project.ancestors: the project, its folders and the organization), a JSON array of {resource_name, display_name}.'),
+  x_PricingUnitDescription STRING OPTIONS (description = 'The provider\'s pricing unit as exported, before PricingUnit was mapped to the FOCUS UnitFormat (GCP usage.pricing_unit, e.g. \'gibibyte month\' for GiB-Months); the name Microsoft\'s FOCUS export uses.'),
+  x_ConsumedUnitDescription STRING OPTIONS (description = 'The provider\'s usage unit as exported, before ConsumedUnit was mapped to the FOCUS UnitFormat (GCP usage.unit, e.g. \'byte-seconds\' for B-Seconds).')
 )
 PARTITION BY DATE(ChargePeriodStart)
 CLUSTER BY x_SourceProvider, BillingAccountId

@@ -90,7 +90,9 @@ CREATE TABLE IF NOT EXISTS cost_analytics.cost_line_items (
   x_ProviderMetrics JSON,
   x_CommitmentPool VARCHAR,
   x_CommitmentCoveredCost DECIMAL(38, 18),
-  x_ProjectAncestors JSON
+  x_ProjectAncestors JSON,
+  x_PricingUnitDescription VARCHAR,
+  x_ConsumedUnitDescription VARCHAR
 );
 
 CREATE TABLE IF NOT EXISTS cost_analytics.dead_letters (
