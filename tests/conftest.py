@@ -6,8 +6,9 @@ instead, so they can never skip silently in CI.
 
 `ingest` runs the ingest pipeline under the test's tmp_path (one helper for every test file);
 `normalize_file` runs only the normalize step (normalizer + finalize) on one file, for tests of
-dead letters and row errors that need no pipeline; `aws_demo` is `costflow demo`, run once per
-session.
+dead letters and row errors that need no pipeline; `cur_sample_loaded` gives a test's warehouse
+one finished ingest of the real CUR sample (loaded once per session, copied); `aws_demo` is
+`costflow demo`, run once per session.
 """
 
 from __future__ import annotations
@@ -115,6 +116,33 @@ class Ingest:
 def ingest(tmp_path: Path, request: pytest.FixtureRequest) -> Ingest:
     """Run the ingest pipeline under the test's tmp_path; see `Ingest`."""
     return Ingest(tmp_path, request)
+
+
+# --- the real CUR sample, ingested once per session and copied into each test that needs it ----
+
+
+@pytest.fixture(scope="session")
+def _cur_sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One ingest of `cur_sample` (the warehouse file and its run report), per session/worker."""
+    sample = require_shared("samples/aws/cur_legacy_anonymous.csv")
+    where = tmp_path_factory.mktemp("cur-sample-loaded")
+    report = Ingest(where)(sample)
+    assert report["status"] == "succeeded", report
+    return where / "w.duckdb", report
+
+
+@pytest.fixture
+def cur_sample_loaded(tmp_path: Path, _cur_sample_run: tuple[Path, dict]) -> dict:
+    """The test's warehouse (``ingest``'s ``w``) already holding one succeeded ingest of
+    `cur_sample`: a copy of a warehouse loaded once per session, not a new pipeline run.
+    Returns that run's report. For tests of what a later run does to previous contents."""
+    import shutil
+
+    warehouse, report = _cur_sample_run
+    for name in (warehouse.name, warehouse.name + ".wal"):
+        if (warehouse.parent / name).exists():
+            shutil.copyfile(warehouse.parent / name, tmp_path / name)
+    return report
 
 
 # --- the AWS demo, run once per session -------------------------------------------------------

@@ -21,7 +21,7 @@ import pytest
 from costflow.errors import CostflowError, SourceError
 from costflow.providers.gcp.samples import billing as gs
 from costflow.warehouse import connect
-from tests.conftest import normalize_file
+from tests.conftest import Ingest, normalize_file
 
 SLICES = """
 SELECT BillingAccountId AS account, FORMAT_TIMESTAMP('%Y%m', BillingPeriodStart) AS month,
@@ -57,6 +57,29 @@ def fixture_files(tmp_path_factory) -> dict[str, Path]:
             "avro": gs.write_avro(rows, d / "export-000000000000.avro")}
 
 
+class Loaded:
+    """Each format of the fixture set ingested once for the module, each into its own
+    warehouse (db named after the format, one directory), on first use: the reports and the
+    warehouse rows several tests read, for one pipeline run per format instead of one per test."""
+
+    def __init__(self, files: dict[str, Path], tmp: Path) -> None:
+        self.files, self.tmp, self.reports = files, tmp, {}
+
+    def __call__(self, kind: str) -> dict:
+        if kind not in self.reports:
+            self.reports[kind] = Ingest(self.tmp)(self.files[kind], db=kind, provider="gcp")
+        return self.reports[kind]
+
+    def query(self, kind: str, sql: str) -> list[dict]:
+        self(kind)
+        return query(self.tmp, sql, db=kind)
+
+
+@pytest.fixture(scope="module")
+def loaded(fixture_files, tmp_path_factory) -> Loaded:
+    return Loaded(fixture_files, tmp_path_factory.mktemp("gcp-loaded"))
+
+
 def test_fixture_set_covers_what_the_issue_lists() -> None:
     rows = gs.fixture_rows()
     assert {r["cost_type"] for r in rows} == {"regular", "tax", "adjustment", "rounding_error"}
@@ -71,11 +94,10 @@ def test_fixture_set_covers_what_the_issue_lists() -> None:
 
 
 @pytest.mark.parametrize("kind", ["jsonl", "plain", "parquet", "avro"])
-def test_each_format_reconciles_to_cost_plus_credits(tmp_path, fixture_files, kind,
-                                                     ingest) -> None:
-    report = ingest(fixture_files[kind], provider="gcp")
+def test_each_format_reconciles_to_cost_plus_credits(loaded, kind) -> None:
+    report = loaded(kind)
     assert report["status"] == "succeeded"
-    got = [(r["account"], r["month"], r["billed"]) for r in query(tmp_path, SLICES)]
+    got = [(r["account"], r["month"], r["billed"]) for r in loaded.query(kind, SLICES)]
     assert got == expected_slices(gs.fixture_rows())
     # Exact, in the report too: source basis = loaded BilledCost, per slice.
     assert got[0][2] == Decimal("565.057594")
@@ -87,19 +109,18 @@ def test_each_format_reconciles_to_cost_plus_credits(tmp_path, fixture_files, ki
     assert usd_oct["reconciled"] is True and usd_oct["difference"] == "0"
 
 
-def test_all_formats_give_identical_warehouse_rows(tmp_path, fixture_files, ingest) -> None:
+def test_all_formats_give_identical_warehouse_rows(loaded) -> None:
     results = {}
     for kind in ("jsonl", "parquet", "avro"):
-        ingest(fixture_files[kind], db=kind, provider="gcp")
-        results[kind] = query(tmp_path, ROWS, db=kind)
+        assert loaded(kind)["status"] == "succeeded"
+        results[kind] = loaded.query(kind, ROWS)
     assert len(results["jsonl"]) == len(gs.fixture_rows())
     assert results["parquet"] == results["jsonl"]
     assert results["avro"] == results["jsonl"]
 
 
-def test_mapping_of_the_fixture_rows(tmp_path, fixture_files, ingest) -> None:
-    ingest(fixture_files["jsonl"], provider="gcp")
-    rows = query(tmp_path, ROWS)
+def test_mapping_of_the_fixture_rows(loaded) -> None:
+    rows = loaded.query("jsonl", ROWS)
     first = rows[0]
     assert first["BilledCost"] == Decimal("0.155289")            # 0.194236 - 0.038847 - 0.0001
     assert first["x_GrossCost"] == Decimal("0.194236")

@@ -121,9 +121,11 @@ def test_csv_gz_and_globs_give_the_same_result(tmp_path, cur_sample, ingest):
     assert sum(r["billed"] for r in _query(tmp_path, SLICE_SQL)) == sum(_truth(cur_sample).values())
 
 
-def _expect_failure_keeps_previous(ingest, cur_sample, bad: Path, *fragments: str) -> str:
-    ingest(cur_sample)
+def _expect_failure_keeps_previous(ingest, bad: Path, *fragments: str) -> str:
+    # The warehouse holds a finished ingest of the sample already (the `cur_sample_loaded`
+    # fixture: one pipeline run per session, copied), the contents the failure must keep.
     before = _query(ingest.tmp, SLICE_SQL)
+    assert sum(r["n"] for r in before) > 0
     with pytest.raises(CostflowError) as info:
         ingest(bad)
     message = str(info.value)
@@ -134,14 +136,14 @@ def _expect_failure_keeps_previous(ingest, cur_sample, bad: Path, *fragments: st
 
 
 def test_truncated_gzip_fails_naming_the_file_and_keeps_previous_data(tmp_path, cur_sample,
-                                                                     ingest):
+                                                                     ingest, cur_sample_loaded):
     # Ten copies of the sample's rows, so the cut falls deep inside the stream, not the header.
     lines = cur_sample.read_text().splitlines()
     big = _gz_text(tmp_path / "whole.csv.gz", "\n".join([lines[0]] + lines[1:] * 10) + "\n")
     bad = tmp_path / "truncated.csv.gz"
     data = big.read_bytes()
     bad.write_bytes(data[: len(data) * 2 // 3])
-    message = _expect_failure_keeps_previous(ingest, cur_sample, bad, str(bad),
+    message = _expect_failure_keeps_previous(ingest, bad, str(bad),
                                              "the gzip stream is truncated or corrupt")
     assert "reading stopped after row" in message
     ledger = _query(tmp_path, "SELECT status FROM cost_analytics.load_runs ORDER BY started_at")
@@ -157,7 +159,8 @@ def test_truncated_gzip_header_is_named_too(tmp_path, cur_sample, ingest):
     assert f"{bad}: cannot be read: the gzip stream is truncated or corrupt" in str(info.value)
 
 
-def test_missing_required_column_is_a_clear_error(tmp_path, cur_sample, ingest):
+def test_missing_required_column_is_a_clear_error(tmp_path, cur_sample, ingest,
+                                                  cur_sample_loaded):
     with open(cur_sample, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     drop = rows[0].index("lineItem/UnblendedCost")
@@ -165,7 +168,7 @@ def test_missing_required_column_is_a_clear_error(tmp_path, cur_sample, ingest):
     with open(bad, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([r[:drop] + r[drop + 1:] for r in rows])
     # Without the cost column, the header is no longer recognisable as a CUR.
-    _expect_failure_keeps_previous(ingest, cur_sample, bad, str(bad), "lineItem/UnblendedCost")
+    _expect_failure_keeps_previous(ingest, bad, str(bad), "lineItem/UnblendedCost")
 
 
 def test_missing_required_column_with_format_forced(tmp_path, cur_sample, ingest):
@@ -180,10 +183,11 @@ def test_missing_required_column_with_format_forced(tmp_path, cur_sample, ingest
     assert "lacks the required column(s) lineItem/UsageStartDate" in str(info.value)
 
 
-def test_empty_and_non_csv_files_and_duplicate_headers(tmp_path, cur_sample, ingest):
+def test_empty_and_non_csv_files_and_duplicate_headers(tmp_path, cur_sample, ingest,
+                                                       cur_sample_loaded):
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
-    _expect_failure_keeps_previous(ingest, cur_sample, empty, str(empty), "is empty")
+    _expect_failure_keeps_previous(ingest, empty, str(empty), "is empty")
     png = tmp_path / "picture.csv"
     png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
     with pytest.raises(SourceError, match="not a CSV text file"):
@@ -230,7 +234,7 @@ def test_unparseable_numbers_and_dates_are_dead_lettered_and_reconciled(tmp_path
 
 
 def test_dead_letter_threshold_fails_a_systematically_broken_source(tmp_path, cur_sample,
-                                                                    ingest):
+                                                                    ingest, cur_sample_loaded):
     with open(cur_sample, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     cost = rows[0].index("lineItem/UnblendedCost")
@@ -239,13 +243,14 @@ def test_dead_letter_threshold_fails_a_systematically_broken_source(tmp_path, cu
     bad = tmp_path / "broken.csv"
     with open(bad, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows)
-    _expect_failure_keeps_previous(ingest, cur_sample, bad, "systematically broken",
+    _expect_failure_keeps_previous(ingest, bad, "systematically broken",
                                    "199 of 1,281 rows")
 
 
-def test_failure_injected_mid_load_keeps_previous_contents(tmp_path, cur_sample, monkeypatch):
-    _ingest(tmp_path, cur_sample)
-    before = _query(tmp_path, SLICE_SQL)
+def test_failure_injected_mid_load_keeps_previous_contents(tmp_path, cur_sample, monkeypatch,
+                                                          cur_sample_loaded):
+    before = _query(tmp_path, SLICE_SQL)  # one finished ingest of the sample (fixture)
+    assert sum(r["n"] for r in before) > 0
     from costflow.warehouse import duckdb_engine
     from tests.failing_warehouse import failing_after
 

@@ -150,8 +150,8 @@ SLICE_SQL = ("SELECT COUNT(*) AS n, SUM(BilledCost) AS billed FROM "
 
 @pytest.mark.needs_shared
 def test_hard_failure_rejects_the_slice_and_keeps_previous_data(tmp_path, cur_sample,
-                                                                 ingest) -> None:
-    report = ingest(cur_sample)
+                                                                 ingest, cur_sample_loaded) -> None:
+    report = cur_sample_loaded  # one ingest of the sample, in this test's warehouse (a copy)
     assert report["status"] == "succeeded"
     assert [a["ok"] for a in report["quality"]["assertions"]] == [True, True, True]
     page = Path(report["quality_report"]).read_text()
@@ -192,8 +192,8 @@ def test_soft_failure_loads_with_a_warning(tmp_path, cur_sample, ingest) -> None
 
 
 @pytest.mark.needs_shared
-def test_assertions_find_a_duplicated_source_row_on_duckdb(tmp_path, cur_sample, ingest) -> None:
-    report = ingest(cur_sample)
+def test_assertions_find_a_duplicated_source_row_on_duckdb(tmp_path, cur_sample_loaded) -> None:
+    report = cur_sample_loaded  # one ingest of the sample, in this test's warehouse (a copy)
     wh = connect(f"duckdb:///{tmp_path}/w.duckdb")
     with wh.connection() as con:
         con.execute("INSERT INTO cost_analytics.cost_line_items SELECT * FROM "
