@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--lookback-days", dest="lookback_days", type=int,
                         help="bq://: re-read rows exported up to N days before the last "
                              "load's high-water export_time (default 3).")
+    ingest.add_argument("--credentials",
+                        help="secret://NAME of the secret the sources are read with (a "
+                             "reference, never the value; default: the environment's chain).")
+    ingest.add_argument("--secrets", help="Secret store URL for --credentials (default: "
+                                          "$COSTFLOW_SECRETS, else local:///.costflow/secrets).")
 
     query = sub.add_parser("query", help="Read costs from the warehouse.")
     qsub = query.add_subparsers(dest="query", required=True)
@@ -107,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
                              "cost_and_usage.parquet and the FOCUS metadata.json.")
     export.add_argument("--focus-version", choices=["1.2", "1.3"], default="1.2")
     export.add_argument("--warehouse")
+    export.add_argument("--validate", action="store_true",
+                        help="Run the FOCUS validator (focus-validator, `make focus-validator`) "
+                             "on the export with the applicability criteria of its providers.")
 
     recs = sub.add_parser("recommendations", help="Fetch provider recommendations.")
     rsub = recs.add_subparsers(dest="recommendations", required=True)
@@ -144,7 +152,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", help="Where to write the sample exports (default "
                                     "exports/<provider>).")
     demo.add_argument("--warehouse")
+    for command in _commands().values():
+        command.add_parser(sub)
     return parser
+
+
+def _commands() -> dict[str, Any]:
+    """The subcommands that live in `costflow.commands` (each: add_parser, run)."""
+    from costflow.commands import accounts, init, schedule, secrets, sync
+
+    return {"accounts": accounts, "init": init, "schedule": schedule, "secrets": secrets,
+            "sync": sync}
 
 
 def _tenant_flags(parser: argparse.ArgumentParser) -> None:
@@ -204,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     ours.setLevel(logging.WARNING if args.quiet else logging.INFO)
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     try:
+        if args.command in _commands():
+            return int(_commands()[args.command].run(args))
         return {"ingest": _ingest, "query": _query, "export": _export, "mcp": _mcp,
                 "recommendations": _recommendations, "runs": _runs,
                 "demo": _demo}[args.command](args, extra)
@@ -224,7 +244,9 @@ def ingest_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
     for flag, value in (("provider", args.provider), ("format", args.source_format),
                         ("warehouse", args.warehouse),
                         ("billing_currency", getattr(args, "billing_currency", None)),
-                        ("lookback_days", getattr(args, "lookback_days", None))):
+                        ("lookback_days", getattr(args, "lookback_days", None)),
+                        ("credentials", getattr(args, "credentials", None)),
+                        ("secrets", getattr(args, "secrets", None))):
         if value is not None and value != "":
             argv.append(f"--{flag}={value}")
     argv += [f"--authorized_project={p}" for p in getattr(args, "authorized_project", [])]
@@ -369,7 +391,21 @@ def _export(args: argparse.Namespace, extra: list[str]) -> int:
         warehouse.close()
     print(f"wrote {args.out}: FOCUS {args.focus_version}"
           + (f", {rows:,} rows" if isinstance(rows, int) else ""))
-    return 0
+    if not args.validate:
+        return 0
+    from pathlib import Path
+
+    from costflow.quality import focus_validator
+    from costflow.services.focus_export import DATA_FILE
+
+    data = Path(args.out) if args.out.endswith(".parquet") else Path(args.out) / DATA_FILE
+    try:
+        ok, lines = focus_validator.check_export(data, args.focus_version)
+    except focus_validator.ValidatorUnavailable as exc:
+        print(f"not validated: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0 if ok else 1
 
 
 def _recommendations(args: argparse.Namespace, extra: list[str]) -> int:

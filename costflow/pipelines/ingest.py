@@ -35,6 +35,7 @@ from costflow.pipelines.staging import StageParquet, run_staging_dir
 from costflow.pipelines.unchanged import previous_load, skip_run
 from costflow.providers import CATALOG, Catalog
 from costflow.sources.contract import Plan, SourceBatch
+from costflow.sources.credentials import parse_ref
 from costflow.warehouse import connect, ledger, resolve_url, sqlfiles
 from costflow.warehouse.base import RunStart
 from costflow.warehouse.commit_params import (
@@ -96,6 +97,7 @@ def run(argv: list[str] | None = None, catalog: Catalog | None = None) -> dict[s
     run_id = ledger.check_run_id(wh.run_id) if wh.run_id is not None else ledger.new_run_id()
     if not src.source:
         raise ConfigError("No --source given: name a file, directory or glob of exports.")
+    credentials = parse_ref(src.credentials, src.secrets)  # a reference: read where used
     url = resolve_url(wh.warehouse)
     started = datetime.now(UTC)
     report_path = report_path_of(_default_dir(wh.report_dir, "runs"), run_id)
@@ -110,7 +112,8 @@ def run(argv: list[str] | None = None, catalog: Catalog | None = None) -> dict[s
                 "authorized_project": src.authorized_project,
                 "lookback_days": src.lookback_days}, warehouse)
             plan = catalog.plan(patterns, src.provider, src.source_format,
-                                billing_currency=src.billing_currency)
+                                billing_currency=src.billing_currency,
+                                credentials=credentials)
         except CostflowError as exc:
             sources = [{"uri": s} for s in src.source]
             warehouse.begin_run(RunStart(run_id, started, src.provider, src.source_format,
@@ -120,7 +123,7 @@ def run(argv: list[str] | None = None, catalog: Catalog | None = None) -> dict[s
         formats = sorted({f.source_format for f in plan.files})
         start = RunStart(run_id, started, src.provider, ",".join(formats) or src.source_format,
                          [f.ledger_entry() for f in plan.files])
-        previous = previous_load(warehouse, plan)
+        previous = previous_load(warehouse, plan, files_too=bool(src.skip_unchanged_files))
         if previous:  # the same deliveries are loaded already: say so, read nothing
             return skip_run(warehouse, start, previous, plan, report_path)
         warehouse.begin_run(start)

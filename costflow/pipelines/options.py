@@ -11,6 +11,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from costflow.providers import NAMES
 
 
+def _true_or_false(text: str) -> bool:
+    """A flag's value as a Flex Template passes it (``--flag=true``)."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    raise ValueError(f"{text!r} is not true or false")
+
+
 class SourceOptions(PipelineOptions):
     """Where to read and what it is."""
 
@@ -33,6 +40,22 @@ class SourceOptions(PipelineOptions):
         parser.add_argument("--lookback_days", type=int, default=None,
                             help="bq:// GCP billing export: re-read rows exported up to this many "
                                  "days before the ledger's high-water export_time (default 3).")
+        parser.add_argument("--skip_unchanged_files", type=_true_or_false, nargs="?",
+                            const=True, default=False,
+                            help="Also skip files named directly (they carry no delivery id) "
+                                 "when the last succeeded run that loaded each of them loaded "
+                                 "the same content (uri, sha256): what `costflow sync` asks for. "
+                                 "Without it, naming files again reloads them.")
+        parser.add_argument("--credentials", default=None,
+                            help="secret://NAME: the secret holding the credentials the "
+                                 "sources are read with (a reference, never the value; each "
+                                 "process that builds a client reads the secret, so Dataflow "
+                                 "workers need access to it). Default: the environment's "
+                                 "credential chain.")
+        parser.add_argument("--secrets", default=None,
+                            help="Secret store URL for --credentials (local:///DIR, "
+                                 "aws-sm://REGION, gcp-sm://PROJECT, azure-kv://VAULT; default: "
+                                 "$COSTFLOW_SECRETS, else local:///.costflow/secrets).")
 
 
 class WarehouseOptions(PipelineOptions):

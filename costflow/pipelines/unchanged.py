@@ -13,8 +13,11 @@ loaded; a group last loaded by a run that since failed is not counted as loaded.
 
 Only planned deliveries are skipped: every planned file must carry a delivery id (a manifest's
 assembly or execution id, or another provider's equivalent). Files named directly (a path, a
-glob) have no delivery to compare, and naming them again is taken as asking to reload them;
-the reload replaces the same slices, so it never double-counts.
+glob) have no delivery to compare, and naming them again by hand is taken as asking to reload
+them; the reload replaces the same slices, so it never double-counts. A scheduled sync asks
+otherwise (``--skip_unchanged_files``, which `costflow sync` passes): there each such file is its
+own group, identified by (URI, sha256), so a GCP file export whose files did not change is
+skipped like an unchanged AWS delivery, and a changed file reloads the run's whole plan.
 """
 
 from __future__ import annotations
@@ -55,13 +58,13 @@ def _groups(entries: Iterable[dict[str, Any]]) -> dict[str, set[tuple[str, str, 
     return out
 
 
-def previous_load(warehouse: Warehouse, plan: Plan) -> str | None:
+def previous_load(warehouse: Warehouse, plan: Plan, *, files_too: bool = False) -> str | None:
     """The run that already loaded every planned delivery unchanged, or None.
 
-    Returns None for an empty plan, a file without a delivery id, or when any delivery group
-    is new or changed.
+    Returns None for an empty plan, a file without a delivery id (unless ``files_too``: then
+    such a file is compared by URI and sha256), or when any delivery group is new or changed.
     """
-    if not plan.files or not all(f.delivery_id for f in plan.files):
+    if not plan.files or not (files_too or all(f.delivery_id for f in plan.files)):
         return None
     wanted = _groups(f.ledger_entry() for f in plan.files)
     latest: dict[str, tuple[str, set[tuple[str, str, str]]]] = {}

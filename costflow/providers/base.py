@@ -10,6 +10,7 @@ time, and nothing outside this package knows which providers exist.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from costflow.sources.contract import (
     Planner,
     PlanRequest,
     Scheme,
+    SourceCatalog,
     SourceFile,
     scheme,
 )
@@ -39,6 +41,7 @@ from costflow.transforms.formats import FormatRegistry
 if TYPE_CHECKING:
     from costflow.recommendations import Fetcher
     from costflow.samples import DemoWriter
+    from costflow.sources.credentials import CredentialsRef
 
 
 @dataclass(frozen=True)
@@ -130,13 +133,22 @@ class Catalog:
 
     # -- sources: the SourceCatalog protocol ----------------------------------------------
 
-    def open(self, uri: str) -> IO[bytes]:
+    @property
+    def credentials(self) -> CredentialsRef | None:
+        """None: the catalog itself opens with the environment's credentials (see `bound`)."""
+        return None
+
+    def bound(self, credentials: CredentialsRef | None) -> SourceCatalog:
+        """This catalog, opening files with ``credentials`` (itself when None)."""
+        return self if credentials is None else BoundCatalog(self, credentials)
+
+    def open(self, uri: str, credentials: CredentialsRef | None = None) -> IO[bytes]:
         """Seekable bytes of a file, through its scheme's opener (s3://, az://, gs://)."""
         found = scheme(uri)
         declared = self._schemes.get(found) if found else None
         if declared is not None and declared.opener is not None:
-            return declared.opener(uri)
-        return files.open_filesystem(uri)
+            return declared.opener(uri, credentials)
+        return files.open_filesystem(uri, credentials)
 
     def file_type(self, uri: str) -> FileType | None:
         lower = uri.lower()
@@ -172,15 +184,19 @@ class Catalog:
         return out
 
     def plan(self, patterns: list[str], provider: str | None = None,
-             source_format: str | None = None, billing_currency: str | None = None) -> Plan:
+             source_format: str | None = None, billing_currency: str | None = None,
+             credentials: CredentialsRef | None = None) -> Plan:
         """Plan every pattern with the planner of its scheme; files named twice are read once.
 
         ``billing_currency`` is the user's assertion for exports without a currency column;
-        plan finishers (Azure) apply it to exactly those files.
+        plan finishers (Azure) apply it to exactly those files. ``credentials`` (a reference)
+        is what every planner's clients are built from, and every planned file carries it to
+        the reader.
         """
         if provider is not None and provider not in self.names:
             raise ConfigError(f"Unknown provider {provider!r}; known: {', '.join(self.names)}.")
-        request = PlanRequest(provider, source_format, self)
+        catalog = self.bound(credentials)
+        request = PlanRequest(provider, source_format, catalog, credentials)
         plan = Plan(assertions={"billing_currency": billing_currency} if billing_currency else {})
         for pattern in patterns:
             found = scheme(pattern)
@@ -188,8 +204,10 @@ class Catalog:
                        else self._plan_scheme(pattern, found, request))
             plan = plan.merge(planned)
         plan.files = _once(plan.files, plan.notes)
+        if credentials is not None:
+            plan.files = [dataclasses.replace(f, credentials=credentials) for f in plan.files]
         for finish in (f for p in self.providers for f in p.plan_finishers):
-            plan = finish(plan, self)
+            plan = finish(plan, catalog)
         _refuse_same_content(plan.files)  # after the finishers: they give files their roles
         return plan
 
@@ -213,7 +231,7 @@ class Catalog:
         found = self._containers.get(source.container)
         if found is None or found.reader is None:
             raise ConfigError(f"{source.uri}: no reader for container {source.container!r}.")
-        batches = found.reader(source, self)
+        batches = found.reader(source, self.bound(source.credentials))
         if source.source_format not in self.formats.formats():
             return batches
         key = line_item_key(self.formats.get(source.source_format), source.columns)
@@ -226,6 +244,38 @@ class Catalog:
     def normalizers(self) -> dict[str, Normalizer]:
         """Every normalizer by format (what the normalize step carries to workers)."""
         return {name: self.formats.get(name) for name in self.formats.formats()}
+
+
+@dataclass(frozen=True)
+class BoundCatalog:
+    """A `Catalog` whose ``open`` uses one source's credentials (what planners and readers of
+    that source are handed, so the shared file code needs no credentials parameter)."""
+
+    catalog: Catalog
+    credentials: CredentialsRef | None
+
+    @property
+    def formats(self) -> FormatRegistry:
+        return self.catalog.formats
+
+    @property
+    def file_types(self) -> tuple[FileType, ...]:
+        return self.catalog.file_types
+
+    def open(self, uri: str) -> IO[bytes]:
+        return self.catalog.open(uri, self.credentials)
+
+    def file_type(self, uri: str) -> FileType | None:
+        return self.catalog.file_type(uri)
+
+    def header_reader(self, container: str) -> HeaderReader | None:
+        return self.catalog.header_reader(container)
+
+    def local_layouts(self, provider: str | None) -> Sequence[Planner]:
+        return self.catalog.local_layouts(provider)
+
+    def read_batches(self, source: SourceFile) -> Iterator[tuple[int, pa.RecordBatch]]:
+        return self.catalog.read_batches(source)
 
 
 def _unique(what: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import pyarrow as pa
 from costflow.errors import ConfigError
 
 if TYPE_CHECKING:
+    from costflow.sources.credentials import CredentialsRef
     from costflow.transforms.contract import Normalizer
 
 
@@ -39,6 +40,9 @@ class SourceFile:
     provider: str
     delivery_id: str | None = None  # manifest assembly / execution / run id, when there is one
     delivery: str | None = None     # what the delivery replaces, e.g. the billing period's manifest
+    # Which secret the reader's client is built from (a reference, never the value; resolved
+    # where the file is read: `costflow.sources.credentials`). None: the environment's chain.
+    credentials: CredentialsRef | None = None
 
     def content_key(self) -> tuple[str, ...]:
         """Two planned files with the same key would load the same line items twice: the run
@@ -82,6 +86,11 @@ class SourceCatalog(Protocol):
         """Every file suffix a provider plans (beyond csv, parquet)."""
         ...
 
+    @property
+    def credentials(self) -> CredentialsRef | None:
+        """The credentials `open` (and a planner's own clients) use; None: the environment's."""
+        ...
+
     def open(self, uri: str) -> IO[bytes]: ...
 
     def file_type(self, uri: str) -> FileType | None: ...
@@ -103,18 +112,24 @@ class FormatLookup(Protocol):
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What one planner call is asked: the user's restrictions and the catalog to consult."""
+    """What one planner call is asked: the user's restrictions and the catalog to consult.
+
+    ``credentials`` names the secret the planner's clients are built from (None: the
+    environment's default chain); ``catalog.open`` already uses it.
+    """
 
     provider: str | None
     source_format: str | None
     catalog: SourceCatalog
+    credentials: CredentialsRef | None = None
 
 
 # A planner turns one pattern into a plan (a local-layout planner returns None for a path that
 # is not laid out its way); a reader streams one planned file as (first row number, batch).
 Planner = Callable[[str, PlanRequest], "Plan | None"]
 Reader = Callable[[SourceFile, SourceCatalog], Iterator[tuple[int, pa.RecordBatch]]]
-Opener = Callable[[str], IO[bytes]]
+# (uri, credentials or None) -> seekable bytes
+Opener = Callable[[str, "CredentialsRef | None"], IO[bytes]]
 # (uri, compression, catalog) -> (header names or None when empty, whether rows follow)
 HeaderReader = Callable[[str, "str | None", SourceCatalog], "tuple[list[str] | None, bool]"]
 # Completes a pattern from run options and the load ledger (incremental sources).
@@ -132,7 +147,8 @@ class Scheme:
     Attributes:
         name: the scheme, lower case, without ``://``.
         planner: plans a pattern of this scheme.
-        opener: seekable byte access, for the shared CSV and Parquet readers.
+        opener: seekable byte access, for the shared CSV and Parquet readers, with the
+            source's credentials (None: the environment's).
         resolver: completes the pattern from run options and the ledger before planning.
         period: an API source: the CLI's --start/--end become ``?start=&end=``.
     """

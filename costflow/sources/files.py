@@ -19,7 +19,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -39,6 +39,7 @@ from costflow.sources.contract import (
 from costflow.sources.verify import VerifiedFile, open_verified
 
 if TYPE_CHECKING:
+    from costflow.sources.credentials import CredentialsRef
     from costflow.transforms.contract import Normalizer
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -88,8 +89,8 @@ def expand_patterns(patterns: list[str], catalog: SourceCatalog,
     found: set[str] = set()
     for pattern in patterns:
         if is_remote(pattern):
-            matches = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list
-                       if not is_manifest(m.path)]
+            matches = [m.path for r in _filesystem(pattern, catalog.credentials).match([pattern])
+                       for m in r.metadata_list if not is_manifest(m.path)]
         elif os.path.isdir(pattern):
             walked = _walk(pattern, _suffix_filter(catalog), None, hidden_ok=False)
             matches = walked.files
@@ -240,10 +241,19 @@ def _class_end(part: str, start: int) -> int:
     return part.find("]", i)
 
 
-def open_filesystem(uri: str) -> IO[bytes]:
+def _filesystem(uri: str, credentials: CredentialsRef | None) -> Any:
+    """Beam's filesystems; for ``gs://`` with credentials, a GCS filesystem using them."""
+    if credentials is not None and uri.lower().startswith("gs://"):
+        from costflow.sources import gcs
+
+        return gcs.filesystem(credentials, uri)
+    return FileSystems
+
+
+def open_filesystem(uri: str, credentials: CredentialsRef | None = None) -> IO[bytes]:
     """Local paths, and Beam's filesystems (``gs://``) for remote ones."""
     if is_remote(uri):
-        return FileSystems.open(uri, compression_type="uncompressed")
+        return _filesystem(uri, credentials).open(uri, compression_type="uncompressed")
     return open(uri, "rb")
 
 

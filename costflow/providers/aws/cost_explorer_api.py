@@ -21,7 +21,8 @@ Choices, because Cost Explorer is not an export:
 * **Pagination.** With GroupBy, answers are paged: ``NextPageToken`` is followed to the end.
 
 The boto3 clients are built lazily; ``COSTFLOW_CE_ENDPOINT_URL`` points Cost Explorer and STS at
-another endpoint (moto in tests). Credentials come from boto3's standard chain.
+another endpoint (moto in tests). Credentials come from the source's reference
+(``--credentials secret://...``, `costflow.sources.credentials`), else boto3's standard chain.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from costflow.providers.aws.cost_explorer import (
     START,
     AwsCostExplorerNormalizer,
 )
+from costflow.sources import credentials as creds
 from costflow.sources.contract import (
     Plan,
     PlanRequest,
@@ -57,6 +59,7 @@ from costflow.sources.contract import (
     SourceFile,
     whole_months,
 )
+from costflow.sources.credentials import CredentialsRef
 
 SCHEME = "aws-ce"
 CONTAINER = "aws_ce"
@@ -93,13 +96,17 @@ def parse_uri(uri: str, today: date | None = None) -> CeSpec:
     return CeSpec(payer, start, end, widened)
 
 
-def _client(service: str) -> Any:
+def _client(service: str, credentials: CredentialsRef | None = None,
+            uri: str | None = None) -> Any:
+    """A client from the source's credentials reference, else boto3's standard chain."""
     try:
         import boto3
     except ImportError as exc:  # pragma: no cover - boto3 is a runtime dependency
         raise ConfigError("Reading aws-ce:// needs boto3 (pip install costflow).") from exc
-    return boto3.session.Session().client(
-        service, region_name=REGION, endpoint_url=os.environ.get(ENDPOINT_ENV) or None)
+    session = (boto3.session.Session() if credentials is None
+               else creds.aws_session(credentials, uri))
+    return session.client(service, region_name=REGION,
+                          endpoint_url=os.environ.get(ENDPOINT_ENV) or None)
 
 
 def request(spec: CeSpec) -> dict[str, Any]:
@@ -109,7 +116,8 @@ def request(spec: CeSpec) -> dict[str, Any]:
             "GroupBy": [{"Type": "DIMENSION", "Key": key} for key in GROUP_KEYS]}
 
 
-def _api_error(uri: str, exc: Exception) -> Exception:
+def _api_error(uri: str, exc: Exception,
+               credentials: CredentialsRef | None = None) -> Exception:
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
@@ -125,8 +133,19 @@ def _api_error(uri: str, exc: Exception) -> Exception:
                            "~/.aws, instance role); Cost Explorer needs ce:GetCostAndUsage.")
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
-        return SourceError(uri, f"Cost Explorer refused the query: {err.get('Code')}: "
-                                f"{err.get('Message')}.",
+        code = str(err.get("Code") or "")
+        text = str(err.get("Message") or "").strip()
+        text = "" if text.startswith("<") else (text.splitlines() or [""])[0]  # an HTML/XML body
+        said = creds.scrub(f"{code}: {text}" if text else
+                           f"HTTP {code}" if code.isdigit() else code)
+        if credentials is not None:
+            return SourceError(uri, f"Cost Explorer refused the query with the credentials "
+                                    f"{credentials.uri}: {said}.",
+                               expected="credentials allowed ce:GetCostAndUsage for the "
+                               "period: if the keys were revoked or rotated, store the current "
+                               f"ones with `costflow secrets rotate {credentials.name} "
+                               "--from-file FILE`")
+        return SourceError(uri, f"Cost Explorer refused the query: {said}.",
                            expected="credentials allowed ce:GetCostAndUsage for the period")
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError
                   | ConnectionClosedError):
@@ -150,7 +169,8 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def fetch(client: Any, spec: CeSpec, uri: str) -> tuple[list[dict[str, str | None]], int]:
+def fetch(client: Any, spec: CeSpec, uri: str, credentials: CredentialsRef | None = None
+          ) -> tuple[list[dict[str, str | None]], int]:
     """Every page of the answer as flat rows of text (see COLUMNS), and the number of pages."""
     body = request(spec)
     rows: list[dict[str, str | None]] = []
@@ -159,7 +179,7 @@ def fetch(client: Any, spec: CeSpec, uri: str) -> tuple[list[dict[str, str | Non
         try:
             answer = client.get_cost_and_usage(**body)
         except Exception as exc:
-            raise _api_error(uri, exc) from exc
+            raise _api_error(uri, exc, credentials) from None
         pages += 1
         names = {a.get("Value"): (a.get("Attributes") or {}).get("description")
                  for a in answer.get("DimensionValueAttributes") or []}
@@ -195,13 +215,14 @@ def _row(uri: str, period: dict[str, str], estimated: object, group: dict[str, A
     return row
 
 
-def payer_account(spec: CeSpec, sts: Any, uri: str) -> str:
+def payer_account(spec: CeSpec, sts: Any, uri: str,
+                  credentials: CredentialsRef | None = None) -> str:
     if spec.payer:
         return spec.payer
     try:
         return str(sts.get_caller_identity()["Account"])
     except Exception as exc:
-        raise _api_error(uri, exc) from exc
+        raise _api_error(uri, exc, credentials) from None
 
 
 def plan_ce(pattern: str, request: PlanRequest,
@@ -213,10 +234,12 @@ def plan_ce(pattern: str, request: PlanRequest,
         raise ConfigError(f"--source {pattern!r} is an AWS source, but --provider {provider}"
                           " was given.")
     spec = parse_uri(pattern, today)
-    rows, pages = fetch(client or _client("ce"), spec, pattern)
+    ref = request.credentials
+    rows, pages = fetch(client or _client("ce", ref, pattern), spec, pattern, ref)
     if not rows:
         return Plan(empty_files=[pattern])
-    payer = payer_account(spec, sts or (None if spec.payer else _client("sts")), pattern)
+    payer = payer_account(spec, sts or (None if spec.payer else _client("sts", ref, pattern)),
+                          pattern, ref)
     for row in rows:
         row[PAYER] = payer
     table = pa.table({name: pa.array([r.get(name) for r in rows], pa.string())

@@ -21,7 +21,8 @@ Reading streams objects (`S3ObjectFile`: one GET per sequential read, a ranged G
 Parquet footers and row groups are fetched without downloading the file) instead of downloading
 to a temporary directory at planning: planning happens on the launching machine, reading on the
 workers (Dataflow), which cannot see the launcher's disk. The boto3 client is built lazily per
-process, from the standard credential chain (environment, profile, SSO, instance role). The
+thread, from the source's credentials reference (`costflow.sources.credentials`, resolved where
+the client is built) or else the standard chain (environment, profile, SSO, instance role). The
 endpoint can be overridden (moto, MinIO) with ``COSTFLOW_S3_ENDPOINT_URL`` or boto3's own
 ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``.
 
@@ -39,9 +40,11 @@ import re
 import threading
 from typing import Any
 
-from costflow.errors import ConfigError, SourceError
+from costflow.errors import ConfigError, CostflowError, SourceError
+from costflow.sources import credentials as creds
 from costflow.sources import files as file_sources
 from costflow.sources.contract import Plan, PlanRequest
+from costflow.sources.credentials import CredentialsRef
 
 ENDPOINT_ENV = "COSTFLOW_S3_ENDPOINT_URL"
 READ_BLOCK_BYTES = 8 << 20
@@ -53,21 +56,27 @@ _EXECUTION_DIR = re.compile(r"^\d{8}T\d{6}Z-(?P<id>[0-9A-Za-z-]+)$")
 _local = threading.local()
 
 
-def client() -> Any:
-    """The process's boto3 S3 client, built on first use (never pickled into the pipeline)."""
-    if getattr(_local, "client", None) is None:
+def client(credentials: CredentialsRef | None = None, uri: str | None = None) -> Any:
+    """This thread's boto3 S3 client for ``credentials`` (None: boto3's standard chain),
+    built on first use (never pickled into the pipeline). ``uri`` names the source in the
+    error when the credentials cannot be resolved."""
+    clients: dict[Any, Any] = getattr(_local, "clients", None) or {}
+    _local.clients = clients
+    key = None if credentials is None else (credentials.store, credentials.name)
+    if clients.get(key) is None:
         try:
             import boto3
         except ImportError as exc:  # pragma: no cover - boto3 is a runtime dependency
             raise ConfigError("Reading s3:// needs boto3 (pip install costflow).") from exc
-        _local.client = boto3.session.Session().client(
-            "s3", endpoint_url=os.environ.get(ENDPOINT_ENV) or None)
-    return _local.client
+        session = (boto3.session.Session() if credentials is None
+                   else creds.aws_session(credentials, uri))
+        clients[key] = session.client("s3", endpoint_url=os.environ.get(ENDPOINT_ENV) or None)
+    return clients[key]
 
 
 def reset_client() -> None:
-    """Forget this thread's client (after the endpoint or credentials changed)."""
-    _local.client = None
+    """Forget this thread's clients (after the endpoint or credentials changed)."""
+    _local.clients = {}
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -82,11 +91,31 @@ def _error_code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__))
 
 
-def _client_error(uri: str, exc: Exception) -> SourceError:
+# What S3 answers for keys that are wrong, revoked or expired (and for a refused signature).
+_BAD_KEY = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                      "InvalidToken", "TokenRefreshRequired"})
+
+
+def _client_error(uri: str, exc: Exception,
+                  credentials: CredentialsRef | None = None) -> SourceError:
     code = _error_code(exc)
-    return SourceError(uri, f"cannot be read from S3 ({code}: {exc}).",
-                       expected="an object the credentials in use may read (s3:GetObject, "
-                       "s3:ListBucket)")
+    said = creds.scrub(str(exc))
+    if credentials is None:
+        return SourceError(uri, f"cannot be read from S3 ({code}: {said}).",
+                           expected="an object the credentials in use may read (s3:GetObject, "
+                           "s3:ListBucket)")
+    if code in _BAD_KEY or code in ("AccessDenied", "403", "Forbidden"):
+        fix = ("the keys were revoked, rotated or mistyped: store the current ones with "
+               f"`costflow secrets rotate {credentials.name} --from-file FILE`"
+               if code in _BAD_KEY else "grant these credentials s3:ListBucket and "
+               "s3:GetObject on the bucket, or store other keys with `costflow secrets rotate "
+               f"{credentials.name} --from-file FILE`")
+        return SourceError(uri, f"S3 refused the credentials {credentials.uri} ({code}: "
+                           f"{said}). Nothing was loaded from this source.",
+                           expected=f"credentials S3 accepts: {fix}")
+    return SourceError(uri, f"cannot be read from S3 with the credentials {credentials.uri} "
+                       f"({code}: {said}).", expected="an object these credentials may read "
+                       "(s3:GetObject, s3:ListBucket)")
 
 
 class S3ObjectFile(io.RawIOBase):
@@ -95,14 +124,17 @@ class S3ObjectFile(io.RawIOBase):
     Sequential reads share one streaming GET; a seek elsewhere starts a ranged GET there.
     """
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, credentials: CredentialsRef | None = None) -> None:
         super().__init__()
         self.uri = uri
+        self.credentials = credentials
         self.bucket, self.key = split_uri(uri)
         try:
-            head = client().head_object(Bucket=self.bucket, Key=self.key)
+            head = client(credentials, uri).head_object(Bucket=self.bucket, Key=self.key)
+        except CostflowError:
+            raise
         except Exception as exc:
-            raise _client_error(uri, exc) from None
+            raise _client_error(uri, exc, credentials) from None
         self.size = int(head["ContentLength"])
         # Every GET of this file asks for this version (If-Match): a ranged GET after a seek
         # never mixes the bytes of an object that was overwritten while it was read.
@@ -132,8 +164,8 @@ class S3ObjectFile(io.RawIOBase):
             self._close_body()
             pinned = {"IfMatch": self.etag} if self.etag else {}
             try:
-                response = client().get_object(Bucket=self.bucket, Key=self.key,
-                                               Range=f"bytes={self._pos}-", **pinned)
+                response = client(self.credentials, self.uri).get_object(
+                    Bucket=self.bucket, Key=self.key, Range=f"bytes={self._pos}-", **pinned)
             except Exception as exc:
                 if _error_code(exc) in ("PreconditionFailed", "412"):
                     raise SourceError(
@@ -141,7 +173,7 @@ class S3ObjectFile(io.RawIOBase):
                         f"after it was opened (ETag {self.etag} is gone). Nothing from this run "
                         "was committed.", expected="an object that stays unchanged until the "
                         "run ends: ingest a finished delivery, then rerun") from None
-                raise _client_error(self.uri, exc) from None
+                raise _client_error(self.uri, exc, self.credentials) from None
             self._body, self._body_pos = response["Body"], self._pos
         data = self._body.read(len(buffer))
         n = len(data)
@@ -160,40 +192,48 @@ class S3ObjectFile(io.RawIOBase):
         super().close()
 
 
-def open_s3(uri: str) -> io.BufferedReader:
-    return io.BufferedReader(S3ObjectFile(uri), buffer_size=READ_BLOCK_BYTES)
+def open_s3(uri: str, credentials: CredentialsRef | None = None) -> io.BufferedReader:
+    return io.BufferedReader(S3ObjectFile(uri, credentials), buffer_size=READ_BLOCK_BYTES)
 
 
-def _list(bucket: str, prefix: str, uri: str) -> dict[str, int]:
+def _list(bucket: str, prefix: str, uri: str,
+          credentials: CredentialsRef | None = None) -> dict[str, int]:
     """Every key under ``prefix`` with its size."""
     keys: dict[str, int] = {}
     try:
-        for page in client().get_paginator("list_objects_v2").paginate(Bucket=bucket,
-                                                                        Prefix=prefix):
+        pages = client(credentials, uri).get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix)
+        for page in pages:
             keys.update({o["Key"]: int(o["Size"]) for o in page.get("Contents", [])})
+    except CostflowError:
+        raise
     except Exception as exc:
-        raise _client_error(uri, exc) from None
+        raise _client_error(uri, exc, credentials) from None
     return keys
 
 
 class _S3Store:
     """A bucket prefix: keys are bucket keys."""
 
-    def __init__(self, pattern: str) -> None:
+    def __init__(self, pattern: str, credentials: CredentialsRef | None = None) -> None:
         self.bucket, self.prefix = split_uri(pattern)
         self.pattern = pattern
+        self.credentials = credentials
 
     def list(self) -> dict[str, int]:
-        return _list(self.bucket, self.prefix, self.pattern)
+        return _list(self.bucket, self.prefix, self.pattern, self.credentials)
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
     def read(self, key: str) -> bytes:
         try:
-            return client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return client(self.credentials, self.uri(key)).get_object(
+                Bucket=self.bucket, Key=key)["Body"].read()
+        except CostflowError:
+            raise
         except Exception as exc:
-            raise _client_error(self.uri(key), exc) from None
+            raise _client_error(self.uri(key), exc, self.credentials) from None
 
 
 class _LocalStore:
@@ -314,7 +354,7 @@ def _deliveries(store: Any, keys: dict[str, int]) -> list[_Delivery]:
 
 def plan_s3(pattern: str, request: PlanRequest) -> Plan:
     """Plan ``s3://bucket/prefix/``: the current delivery per billing period, manifest first."""
-    return _plan(_S3Store(pattern), pattern, request)
+    return _plan(_S3Store(pattern, request.credentials), pattern, request)
 
 
 def plan_local(pattern: str, request: PlanRequest) -> Plan | None:

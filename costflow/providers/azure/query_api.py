@@ -14,6 +14,8 @@ strings whose columns carry export header names (``Date``, ``Cost``, ``Subscript
 the Azure normalizer maps it like an export (format ``azure_cost_query``). BillingAccountId is the
 subscription (the query's scope): reconciliation is per (subscription, month), and the billing
 period is the calendar month of the usage date (flagged ``BillingPeriod:from_usage_date``).
+The client authenticates as the source's service principal when it names credentials
+(``--credentials secret://...``, `costflow.sources.credentials`), else DefaultAzureCredential.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import pyarrow.parquet as pq
 
 from costflow.errors import ConfigError, SourceError
 from costflow.providers.azure.cost_details import AMORTIZED_COST, DATASET, AzureQueryNormalizer
+from costflow.sources import credentials as creds
 from costflow.sources.contract import (
     Plan,
     PlanRequest,
@@ -39,6 +42,7 @@ from costflow.sources.contract import (
     SourceFile,
     whole_months,
 )
+from costflow.sources.credentials import CredentialsRef
 
 CONTAINER = "azure_query"
 DEFAULT_GROUPS = ("ChargeType", "ServiceName")
@@ -83,9 +87,14 @@ def parse_uri(uri: str, today: date | None = None) -> QuerySpec:
     return QuerySpec(f"subscriptions/{parts[1]}", parts[1], start, end, groups, widened)
 
 
-def default_client():
-    from azure.identity import DefaultAzureCredential
+def default_client(credentials: CredentialsRef | None = None, uri: str | None = None):
+    """A CostManagementClient: the source's service principal (``--credentials``), else
+    DefaultAzureCredential (environment, managed identity, az login)."""
     from azure.mgmt.costmanagement import CostManagementClient
+
+    if credentials is not None:
+        return CostManagementClient(creds.azure_credential(credentials, uri))
+    from azure.identity import DefaultAzureCredential
 
     return CostManagementClient(DefaultAzureCredential())
 
@@ -106,7 +115,8 @@ def _definition(spec: QuerySpec):
             grouping=[m.QueryGrouping(type="Dimension", name=g) for g in spec.groups]))
 
 
-def fetch(client: Any, spec: QuerySpec) -> tuple[list[str], list[list[str | None]]]:
+def fetch(client: Any, spec: QuerySpec, credentials: CredentialsRef | None = None
+          ) -> tuple[list[str], list[list[str | None]]]:
     """Every page of the query: (column names, rows as text), numbers kept exact."""
     definition = _definition(spec)
     params: dict[str, str] = {}
@@ -118,7 +128,7 @@ def fetch(client: Any, spec: QuerySpec) -> tuple[list[str], list[list[str | None
                                       cls=lambda response, _model, _headers:
                                       response.http_response.text())
         except Exception as exc:
-            raise _api_error(spec, exc) from None
+            raise _api_error(spec, exc, credentials) from None
         body = json.loads(text, parse_float=str, parse_int=str)
         props = body.get("properties") or {}
         page_names = [c["name"] for c in props.get("columns") or []]
@@ -138,7 +148,8 @@ def fetch(client: Any, spec: QuerySpec) -> tuple[list[str], list[list[str | None
         params = {"$skiptoken": token[0]}
 
 
-def _api_error(spec: QuerySpec, exc: Exception) -> Exception:
+def _api_error(spec: QuerySpec, exc: Exception,
+               credentials: CredentialsRef | None = None) -> Exception:
     """One paragraph for what the Cost Management API or the credential chain answered."""
     from azure.core.exceptions import (
         ClientAuthenticationError,
@@ -148,8 +159,16 @@ def _api_error(spec: QuerySpec, exc: Exception) -> Exception:
     )
 
     uri = f"azure-query://{spec.scope}"
-    first = (str(getattr(exc, "message", "") or exc).strip().splitlines() or [
-        type(exc).__name__])[0]
+    first = creds.scrub((str(getattr(exc, "message", "") or exc).strip().splitlines() or [
+        type(exc).__name__])[0])
+    if credentials is not None and (isinstance(exc, ClientAuthenticationError) or getattr(
+            exc, "status_code", None) in (401, 403)):
+        return SourceError(uri, f"Azure refused the credentials {credentials.uri} "
+                                f"({type(exc).__name__}: {first}); nothing was read.",
+                           expected="a service principal with the Cost Management Reader role "
+                           f"on {spec.scope}: if its client secret was revoked or rotated, "
+                           f"store the current one with `costflow secrets rotate "
+                           f"{credentials.name} --from-file FILE`")
     if isinstance(exc, ClientAuthenticationError):
         return ConfigError(
             f"--source {uri}: Azure did not accept the credentials ({type(exc).__name__}: "
@@ -193,7 +212,8 @@ def plan_query(pattern: str, request: PlanRequest,
         raise ConfigError(f"--source {pattern!r} is an Azure source, but --provider {provider}"
                           " was given.")
     spec = parse_uri(pattern)
-    names, rows = fetch(client or default_client(), spec)
+    names, rows = fetch(client or default_client(request.credentials, pattern), spec,
+                        request.credentials)
     if not rows:
         return Plan(empty_files=[pattern])
     table = to_table(spec, names, rows)

@@ -22,6 +22,12 @@ Reading: Beam 2.77's ReadFromBigQuery takes no query parameters, so the paramete
 grouped into blocks by the query's per-slice row number and become Arrow record batches of the
 export's nested shape (the GCP normalizer conforms them like Parquet/Avro files).
 
+Credentials: with ``--credentials secret://...`` the planning query and the materializing query
+run as that service account (`costflow.sources.credentials`); Beam's ``ReadFromBigQuery`` of
+the materialized result table runs as the pipeline's own identity (the launcher's Application
+Default Credentials locally, the worker service account on Dataflow), which therefore needs
+``bigquery.tables.getData`` and ``bigquery.readsessions.create`` on that temporary table.
+
 ``bq+duckdb:///path.duckdb?table=DATASET.TABLE`` runs the same SQL, transpiled by sqlglot, on a
 local DuckDB copy of an export table (same nesting). It is the offline proof of the SQL and the
 source of the demo; the slices are read in process, not through Beam's BigQuery IO.
@@ -48,7 +54,9 @@ import pyarrow.compute as pc
 from costflow.errors import ConfigError, SourceError
 from costflow.providers.gcp.billing import GcpDetailedExport, GcpStandardExport
 from costflow.providers.gcp.export_schema import TOP_LEVEL_FIELDS
+from costflow.sources import credentials as creds
 from costflow.sources.contract import Plan, PlanRequest, SourceBatch, SourceCatalog, SourceFile
+from costflow.sources.credentials import CredentialsRef
 from costflow.warehouse import sqlfiles
 
 SQL_FILE = os.path.join(os.path.dirname(__file__), "sql", "gcp_billing_export.sql")
@@ -264,12 +272,17 @@ class DuckDBBackend:
         return self._run("export_rows", spec)
 
 
-def default_backend(spec: ExportSpec) -> Any:
+def default_backend(spec: ExportSpec, credentials: CredentialsRef | None = None) -> Any:
+    """DuckDB for ``bq+duckdb://``; else a BigQuery client billed to the export's project,
+    as the source's service account (``--credentials``) or Application Default Credentials."""
     if spec.duckdb_path:
         return DuckDBBackend(spec.duckdb_path)
     from google.cloud import bigquery
 
-    return BigQueryBackend(bigquery.Client(project=spec.table[0]))
+    if credentials is None:
+        return BigQueryBackend(bigquery.Client(project=spec.table[0]))
+    return BigQueryBackend(bigquery.Client(
+        project=spec.table[0], credentials=creds.gcp_credentials(credentials, spec.uri)))
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -299,7 +312,7 @@ def plan_export(pattern: str, request: PlanRequest, backend: Any = None) -> Plan
                           f"{provider} was given.")
     spec = parse_uri(pattern)
     fmt = source_format_of(spec, source_format)
-    backend = backend or default_backend(spec)
+    backend = backend or default_backend(spec, request.credentials)
     summary = backend.summary(spec)
     if not summary:
         return Plan(empty_files=[pattern])
@@ -446,6 +459,7 @@ def beam_read(source: SourceFile, backend: Any = None) -> beam.PTransform:
         raise TypeError(f"{source.uri}: not planned as a BigQuery export slice")
     key = source.spec.key()
     if key not in _MATERIALIZED:
-        _MATERIALIZED[key] = (backend or default_backend(source.spec)).materialize(source.spec)
+        _MATERIALIZED[key] = (backend or default_backend(
+            source.spec, source.credentials)).materialize(source.spec)
     return ReadExportSlice(source, _MATERIALIZED[key])
 
