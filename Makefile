@@ -44,7 +44,7 @@ $(FV_STAMP):
 
 test: setup $(AZURITE) focus-validator  ## the layer contracts, then the whole test suite (.ci/run)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n 2 --durations=10
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=10
 
 lint: setup            ## ruff, mypy and the layer contracts (import-linter, pyproject.toml)
 	$(BIN)/ruff check costflow tests bench dataflow_templates
