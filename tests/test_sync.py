@@ -474,6 +474,15 @@ def test_a_child_that_crashes_without_our_error_is_a_failed_source_with_its_last
         "unchanged", 0, "unchanged (loaded by run r0); nothing loaded")
 
 
+def test_a_committed_source_shows_cents_in_the_table_and_the_exact_total_in_json() -> None:
+    report = {"run_id": "r4", "status": "succeeded", "slices": [{}, {}], "sources": [],
+              "totals": {"rows_loaded": 1200, "rows_dead_lettered": 2,
+                         "billed_cost": "12345.675030163754"}}
+    outcome = parse_outcome(0, json.dumps(report), "", "r4")
+    assert outcome.note == "2 slice(s), billed 12,345.68, 2 dead-lettered"
+    assert outcome.billed_cost == "12345.675030163754"
+
+
 def test_the_child_command_carries_references_never_values() -> None:
     argv = ingest_command(_item(), "duckdb:///w.duckdb", "gcp-sm://proj", "20261101T000000Z-ab")
     assert argv[1:5] == ["-m", "costflow.cli", "-q", "ingest"]

@@ -29,6 +29,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import IO, Any
 
 from costflow.sync.plan import SyncItem
@@ -52,6 +53,8 @@ class Outcome:
         note: one short line for the table.
         error: the one-paragraph error of a failed source.
         delivery: what was loaded: delivery ids, else the files' sha256 (committed only).
+        billed_cost: the run's BilledCost total as exact text (committed only); the note shows
+            it rounded to cents.
     """
 
     status: str
@@ -60,6 +63,7 @@ class Outcome:
     note: str = ""
     error: str | None = None
     delivery: list[str] = field(default_factory=list)
+    billed_cost: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -164,10 +168,20 @@ def from_report(report: dict[str, Any], run_id: str) -> Outcome:
     rows = int(totals.get("rows_loaded") or 0)
     dead = int(totals.get("rows_dead_lettered") or 0)
     slices = len(report.get("slices") or [])
-    note = f"{slices} slice(s), billed {totals.get('billed_cost', '?')}"
+    billed = totals.get("billed_cost")
+    note = f"{slices} slice(s), billed {_cents(billed)}"
     if dead:
         note += f", {dead} dead-lettered"
-    return Outcome("committed", run, rows=rows, note=note, delivery=_delivery(report))
+    return Outcome("committed", run, rows=rows, note=note, delivery=_delivery(report),
+                   billed_cost=str(billed) if billed is not None else None)
+
+
+def _cents(amount: object) -> str:
+    """Money for a person: rounded to cents with separators (exact in --json)."""
+    try:
+        return f"{Decimal(str(amount)).quantize(Decimal('0.01'), ROUND_HALF_EVEN):,}"
+    except (InvalidOperation, ValueError):
+        return "?"
 
 
 def _delivery(report: dict[str, Any]) -> list[str]:

@@ -28,7 +28,8 @@ def summary_rows(result: SyncResult) -> list[dict[str, Any]]:
         rows.append({
             "tenant": r.item.tenant, "account": r.item.account, "provider": r.item.provider,
             "source": r.item.source, "uri": r.item.uri, "status": o.status, "rows": o.rows,
-            "run_id": o.run_id, "note": o.note, "error": o.error,
+            "run_id": o.run_id, "billed_cost": o.billed_cost, "note": o.note,
+            "error": o.error,
             "started_at": o.started_at.isoformat() if o.started_at else None,
             "finished_at": o.finished_at.isoformat() if o.finished_at else None})
     return rows
