@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import copy
-import io
 import json
 
-import pyarrow.json as pajson
-
-from costflow.providers import CATALOG
 from costflow.providers.gcp.billing import RESOURCE_TYPES
-from costflow.providers.gcp.export_schema import READER_SCHEMA
 from costflow.providers.gcp.samples import billing as gs
 from costflow.providers.gcp.samples import bulk
-
-
-def _map(rows: list[dict]):
-    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
-        explicit_schema=READER_SCHEMA, unexpected_field_behavior="ignore"))
-    return CATALOG.formats.get("gcp_billing_export_resource_v1").map(
-        table.combine_chunks().to_batches()[0])
+from tests.gcp_rows import map_rows
 
 
 def test_resource_kinds_map_and_an_unknown_kind_is_flagged_not_guessed() -> None:
@@ -30,7 +18,7 @@ def test_resource_kinds_map_and_an_unknown_kind_is_flagged_not_guessed() -> None
     bucket["resource"]["global_name"] = "//storage.googleapis.com/projects/_/buckets/logs-eu"
     unknown["resource"]["global_name"] = "//example.googleapis.com/projects/p/widgets/w1"
     none["resource"] = None
-    cols = _map([row, bucket, unknown, none]).columns
+    cols = map_rows([row, bucket, unknown, none]).columns
     assert cols["ResourceType"].to_pylist() == ["Virtual Machine", "Storage Bucket", None, None]
     flags = [json.loads(f) if f else [] for f in cols["x_DataQualityFlags"].to_pylist()]
     assert ["ResourceType:unmapped" in f for f in flags] == [False, False, True, False]

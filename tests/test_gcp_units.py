@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import copy
-import io
 import json
 import re
 
 import pyarrow as pa
-import pyarrow.json as pajson
 import pytest
 
-from costflow.providers import CATALOG
 from costflow.providers.gcp.billing import UNITS
-from costflow.providers.gcp.export_schema import READER_SCHEMA
 from costflow.providers.gcp.samples import billing as gs
 from costflow.providers.gcp.samples import world
+from tests.gcp_rows import map_rows
 
 # The validator's UnitFormat patterns (focus-validator 2.2.1 FormatUnit), narrowed to what the
 # spec's examples use: abbreviated data sizes, capitalized plural time units.
@@ -25,13 +22,6 @@ _COUNT = "[A-Za-z][A-Za-z0-9]*(?: [A-Za-z][A-Za-z0-9]*)*"
 UNIT_FORMAT = re.compile(rf"^(?:(?:{_SIZE}|{_TIME}|{_COUNT})|(?:{_SIZE}|{_COUNT})-(?:{_TIME})|"
                          rf"[0-9]+ (?:{_COUNT}))$")
 
-
-def _map(rows: list[dict]):
-    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
-        explicit_schema=READER_SCHEMA, unexpected_field_behavior="ignore"))
-    return CATALOG.formats.get("gcp_billing_export_resource_v1").map(
-        table.combine_chunks().to_batches()[0])
 
 
 def test_every_unit_of_the_generators_catalog_is_in_the_table() -> None:
@@ -52,7 +42,7 @@ def test_units_are_mapped_and_the_provider_text_kept() -> None:
                if (r.get("usage") or {}).get("pricing_unit") == "gibibyte month")
     odd = copy.deepcopy(row)
     odd["usage"]["unit"] = odd["usage"]["pricing_unit"] = "furlong-fortnights"
-    cols = _map([row, odd]).columns
+    cols = map_rows([row, odd]).columns
     assert cols["PricingUnit"].to_pylist() == ["GiB-Months", "furlong-fortnights"]
     assert cols["x_PricingUnitDescription"].to_pylist() == ["gibibyte month",
                                                             "furlong-fortnights"]

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import copy
 import csv
-import io
 import json
 
-import pyarrow.json as pajson
-
-from costflow.providers import CATALOG
 from costflow.providers.aws import cur
 from costflow.providers.gcp import billing
-from costflow.providers.gcp.export_schema import READER_SCHEMA
 from costflow.providers.gcp.samples import billing as gs
 from costflow.providers.gcp.samples import world
 from costflow.transforms.arrow_ops import map_values
 from tests.conftest import require_shared
+from tests.gcp_rows import map_rows
 
 
 def test_aws_table_agrees_with_the_locations_the_real_cur_writes(cur_sample) -> None:
@@ -56,20 +52,13 @@ def test_gcp_regions_of_the_generators_are_named() -> None:
     assert billing.REGION_NAMES["us-central1"] == "Iowa"
 
 
-def _map(rows: list[dict]):
-    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
-        explicit_schema=READER_SCHEMA, unexpected_field_behavior="ignore"))
-    return CATALOG.formats.get("gcp_billing_export_resource_v1").map(
-        table.combine_chunks().to_batches()[0])
-
 
 def test_gcp_region_name_is_the_display_name_and_an_unknown_id_is_flagged() -> None:
     row = next(r for r in gs.fixture_rows()
                if (r.get("location") or {}).get("region") == "us-central1")
     new = copy.deepcopy(row)
     new["location"]["region"] = "mars-north1"
-    cols = _map([row, new]).columns
+    cols = map_rows([row, new]).columns
     assert cols["RegionId"].to_pylist() == ["us-central1", "mars-north1"]
     assert cols["RegionName"].to_pylist() == ["Iowa", "mars-north1"]
     flags = [json.loads(f) if f else [] for f in cols["x_DataQualityFlags"].to_pylist()]

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from costflow.pipelines.staging import PARQUET_OPTIONS
+from costflow.pipelines.staging import rewrite_staged
 from costflow.text import exact
 from costflow.transforms.commitment_amortization import (
     COLUMNS,
@@ -71,13 +71,4 @@ def amortize_staged(row_files: list[str], pool_files: list[str]) -> Amortized:
 
 def _rewrite(path: str, allocation: Allocation) -> str:
     """``path`` with amortized EffectiveCost, as a new file; the old one is removed."""
-    target = path.removesuffix(".parquet") + SUFFIX
-    with FileSystems.open(path) as handle:
-        source = pq.ParquetFile(handle)
-        schema = source.schema_arrow
-        with FileSystems.create(target) as sink, pq.ParquetWriter(
-                sink, schema, **PARQUET_OPTIONS) as writer:
-            for batch in source.iter_batches():
-                writer.write_table(allocation.apply(pa.Table.from_batches([batch], schema)))
-    FileSystems.delete([path])
-    return target
+    return rewrite_staged(path, SUFFIX, allocation.apply)

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from costflow.pipelines.staging import KEY_SLICE as SLICE
-from costflow.pipelines.staging import PARQUET_OPTIONS
+from costflow.pipelines.staging import rewrite_staged
 from costflow.transforms.arrow_ops import add_flags
 from costflow.transforms.duplicates import (
     DUPLICATE_FLAG,
@@ -220,17 +220,7 @@ def _shown(text: str) -> str:
 def _rewrite(path: str, by_uri: dict[str, pa.Array]) -> str:
     """``path`` with the flag added to the rows of ``by_uri``, as a new file (the old one is
     removed); rows already flagged (a repeat inside their file) keep one flag."""
-    target = path.removesuffix(".parquet") + SUFFIX
-    with FileSystems.open(path) as handle:
-        source = pq.ParquetFile(handle)
-        schema = source.schema_arrow
-        with FileSystems.create(target) as sink, pq.ParquetWriter(
-                sink, schema, **PARQUET_OPTIONS) as writer:
-            for batch in source.iter_batches():
-                table = pa.Table.from_batches([batch], schema)
-                writer.write_table(_flag(table, by_uri))
-    FileSystems.delete([path])
-    return target
+    return rewrite_staged(path, SUFFIX, lambda table: _flag(table, by_uri))
 
 
 def _flag(table: pa.Table, by_uri: dict[str, pa.Array]) -> pa.Table:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import apache_beam as beam
@@ -53,6 +53,22 @@ def key_table(rows: pa.Table, line_items: pa.Table) -> pa.Table:
     table = pa.Table.from_arrays(columns, schema=KEY_SCHEMA)
     keyed = pc.is_valid(table.column(KEY_HASH_COLUMN))
     return table if pc.all(keyed).as_py() else table.filter(keyed)
+
+
+def rewrite_staged(path: str, suffix: str, change: Callable[[pa.Table], pa.Table]) -> str:
+    """A staged Parquet file with ``change`` applied batch by batch, written next to it under
+    ``suffix`` (the old file is removed); the commit-time steps (amortization, cross-file
+    duplicates) edit staged rows this way without holding a file in memory."""
+    target = path.removesuffix(".parquet") + suffix
+    with FileSystems.open(path) as handle:
+        source = pq.ParquetFile(handle)
+        schema = source.schema_arrow
+        with FileSystems.create(target) as sink, pq.ParquetWriter(
+                sink, schema, **PARQUET_OPTIONS) as writer:
+            for batch in source.iter_batches():
+                writer.write_table(change(pa.Table.from_batches([batch], schema)))
+    FileSystems.delete([path])
+    return target
 
 
 def run_staging_dir(staging_root: str, run_id: str) -> str:
