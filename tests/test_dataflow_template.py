@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import posixpath
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from costflow.pipelines.options import QualityOptions, SourceOptions, WarehouseOptions
 from tests.conftest import ROOT
+from tests.flex_template import dockerfile_copies
 
 TEMPLATE = ROOT / "dataflow_templates/ingest"
 
@@ -64,35 +63,9 @@ def test_launcher_reports_a_missing_source_and_exits_2(tmp_path: Path):
     assert done.stdout == ""
 
 
-def _dockerfile() -> tuple[str, dict[str, str]]:
-    """The image path FLEX_TEMPLATE_PYTHON_PY_FILE names, and each COPY's image path -> source.
-
-    Docker's rule: with several sources or a destination ending in "/", each source goes
-    into the destination directory under its own name; otherwise the destination is its path.
-    """
-    workdir, py_file, copies = "/", None, {}
-    for line in (TEMPLATE / "Dockerfile").read_text().splitlines():
-        words = shlex.split(line, comments=True)
-        if not words:
-            continue
-        instruction, args = words[0].upper(), words[1:]
-        if instruction == "WORKDIR":
-            workdir = posixpath.join(workdir, args[0])
-        elif instruction == "COPY":
-            assert not any(a.startswith("--") for a in args), f"unhandled COPY flags: {line}"
-            *sources, dest = args
-            into_dir = len(sources) > 1 or dest.endswith("/")
-            for src in sources:
-                path = posixpath.join(workdir, dest, posixpath.basename(src) if into_dir else "")
-                copies[posixpath.normpath(path)] = posixpath.normpath(src)
-        elif instruction == "ENV" and args[0].startswith("FLEX_TEMPLATE_PYTHON_PY_FILE="):
-            py_file = posixpath.normpath(posixpath.join(workdir, args[0].partition("=")[2]))
-    assert py_file, "the Dockerfile sets no FLEX_TEMPLATE_PYTHON_PY_FILE"
-    return py_file, copies
-
 
 def test_dockerfile_launches_a_copied_file_outside_the_package():
-    py_file, copies = _dockerfile()
+    py_file, copies = dockerfile_copies(TEMPLATE)
     assert py_file in copies, f"{py_file} is not COPY'd into the image ({copies})"
     source = copies[py_file]
     assert (ROOT / source).is_file(), f"{source} is not a file of the repository"

@@ -6,9 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import posixpath
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +19,7 @@ from costflow.errors import ConfigError
 from costflow.schedule import GcpTarget, ScheduleGroup, launch_request
 from costflow.schedule.dataflow_job import localize_config
 from tests.conftest import ROOT
+from tests.flex_template import dockerfile_copies
 from tests.test_gcp_gcs_source import gcs  # noqa: F401  (the GCS emulator fixture)
 
 TEMPLATE = ROOT / "dataflow_templates/sync"
@@ -171,31 +170,9 @@ def test_a_config_on_gcs_is_copied_to_the_worker(tmp_path: Path, gcs):  # noqa: 
     assert localize_config(["--config=/etc/c.yaml"], str(tmp_path)) == ["--config=/etc/c.yaml"]
 
 
-def _dockerfile() -> tuple[str, dict[str, str]]:
-    """The image path FLEX_TEMPLATE_PYTHON_PY_FILE names, and each COPY's image path -> source
-    (Docker's rules: several sources or a trailing "/" copy into the directory)."""
-    workdir, py_file, copies = "/", None, {}
-    for line in (TEMPLATE / "Dockerfile").read_text().splitlines():
-        words = shlex.split(line, comments=True)
-        if not words:
-            continue
-        instruction, args = words[0].upper(), words[1:]
-        if instruction == "WORKDIR":
-            workdir = posixpath.join(workdir, args[0])
-        elif instruction == "COPY":
-            *sources, dest = args
-            into_dir = len(sources) > 1 or dest.endswith("/")
-            for src in sources:
-                path = posixpath.join(workdir, dest, posixpath.basename(src) if into_dir else "")
-                copies[posixpath.normpath(path)] = posixpath.normpath(src)
-        elif instruction == "ENV" and args[0].startswith("FLEX_TEMPLATE_PYTHON_PY_FILE="):
-            py_file = posixpath.normpath(posixpath.join(workdir, args[0].partition("=")[2]))
-    assert py_file, "the Dockerfile sets no FLEX_TEMPLATE_PYTHON_PY_FILE"
-    return py_file, copies
-
 
 def test_dockerfile_launches_the_sync_launcher_from_outside_the_package():
-    py_file, copies = _dockerfile()
+    py_file, copies = dockerfile_copies(TEMPLATE)
     assert copies.get(py_file) == "dataflow_templates/sync/main.py"
     text = (TEMPLATE / "Dockerfile").read_text()
     # The wheel the launcher hands to workers is built where it looks for it.
