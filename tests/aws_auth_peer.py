@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 import requests
 
-from tests.secret_peers import free_port
+from tests.secret_peers import free_port, stop_process
 
 ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
@@ -123,10 +123,4 @@ class AuthMotoServer:
         self.client("iam").delete_access_key(UserName=keys.user, AccessKeyId=keys.access_key_id)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)

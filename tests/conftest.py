@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,3 +220,15 @@ def normalize_file(path: Path | str, provider: str | None = None) -> NormalizedF
                           pa.concat_tables([d.rows for d in done]),
                           pa.concat_tables([d.dead_letters for d in done]),
                           merge_all([d.slices for d in done]))
+
+
+def modules_loaded_by(imports: str, prefixes: tuple[str, ...]) -> list[str]:
+    """The modules in (or under) one of the packages ``prefixes`` that ``import {imports}``
+    loads in a fresh interpreter (what a light import promises not to pull in)."""
+    code = (f"import sys; before = set(sys.modules); import {imports}; "
+            f"print('\\n'.join(sorted(m for m in set(sys.modules) - before "
+            f"if any(m == p or m.startswith(p + '.') for p in {prefixes!r}))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={**os.environ})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()

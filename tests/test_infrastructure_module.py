@@ -6,9 +6,6 @@ client of test_bigquery_warehouse, since no BigQuery emulator runs offline)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +19,7 @@ from costflow.metadata import paths
 from costflow.services.module import InfrastructureModule
 from costflow.services.tenancy import Tenant
 from costflow.warehouse.bigquery_engine import BigQueryWarehouse
+from tests.conftest import modules_loaded_by
 from tests.test_bigquery_warehouse import FakeBigQueryClient
 from tests.warehouse_rows import ACCOUNT, NOV, cost_row, expected_for, run_start, stage
 
@@ -164,11 +162,6 @@ def test_compute_config_without_a_config_is_the_documented_default(tmp_path: Pat
 
 
 def test_importing_the_module_loads_no_sdk_or_store():
-    code = ("import sys; before = set(sys.modules); import costflow.services.module; "
-            "print(sorted(m for m in set(sys.modules) - before if m.startswith(("
-            "'google.cloud.bigquery', 'google.cloud.firestore', 'costflow.metadata', "
-            "'costflow.secrets', 'costflow.config', 'boto3', 'azure'))))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, env={**os.environ})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert modules_loaded_by("costflow.services.module", (
+        "google.cloud.bigquery", "google.cloud.firestore", "costflow.metadata",
+        "costflow.secrets", "costflow.config", "boto3", "azure")) == []

@@ -15,7 +15,6 @@ import ast
 import base64
 import importlib.util
 import json
-import os
 import shlex
 import stat
 import subprocess
@@ -41,6 +40,7 @@ from costflow.schedule import (
     render_jobs,
 )
 from costflow.schedule.airflow import jinja_escape
+from tests.conftest import modules_loaded_by
 
 CONFIG = """\
 version: 1
@@ -457,11 +457,5 @@ def test_command_without_accounts_says_there_is_nothing_to_schedule(tmp_path: Pa
 
 
 def test_module_imports_no_beam_or_sdk():
-    code = ("import sys; before = set(sys.modules); "
-            "import costflow.schedule, costflow.commands.schedule; "
-            "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in "
-            "('apache_beam', 'google', 'croniter', 'airflow', 'pyarrow', 'duckdb')))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, env={**os.environ})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert modules_loaded_by("costflow.schedule, costflow.commands.schedule", (
+        "apache_beam", "google", "croniter", "airflow", "pyarrow", "duckdb")) == []
