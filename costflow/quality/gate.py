@@ -126,10 +126,12 @@ class QualityGate:
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         asset = context.data_sources.add_pandas("costflow").add_dataframe_asset("slice")
         batch = asset.add_batch_definition_whole_dataframe("staged")
-        suite = context.suites.add(gx.ExpectationSuite(name="cost_line_items"))
-        for check in self.checks:
-            suite.add_expectation(getattr(gxe, check.expectation)(
-                **check.kwargs, meta={"costflow_check": check.name}))
+        # The whole suite in one add: adding expectations one by one re-serializes the suite
+        # each time (quadratic; ~2.7 s for the default suite against ~0.1 s at once).
+        suite = context.suites.add(gx.ExpectationSuite(name="cost_line_items", expectations=[
+            getattr(gxe, check.expectation)(**_gx_kwargs(check),
+                                            meta={"costflow_check": check.name})
+            for check in self.checks]))
         return context.validation_definitions.add(
             gx.ValidationDefinition(name="slice_gate", data=batch, suite=suite))
 
@@ -212,7 +214,7 @@ class QualityGate:
         frame = pa.table({n: (pc.dictionary_encode(c) if pa.types.is_string(c.type) else c)
                           for n, c in zip(frame.column_names, frame.columns, strict=True)})
         run = self._definition().run(
-            batch_parameters={"dataframe": frame.to_pandas()},
+            batch_parameters={"dataframe": _with_conditioned(frame.to_pandas(), self.checks)},
             result_format={"result_format": "COMPLETE", "include_unexpected_rows": False,
                            "partial_unexpected_count": 0})
         by_name = {c.name: c for c in self.checks}
@@ -251,6 +253,56 @@ class QualityGate:
                 if wrong and outcome.error is None:
                     outcome.error = (f"is {table.schema.field(field_.name).type}, declared "
                                      f"{field_.type}")
+
+
+# A conditional check ("X MUST be null when Y") reaches GX as an unconditional one on a derived
+# column holding X where the condition holds and a neutral value elsewhere. Same verdict per row;
+# GX's own row_condition re-parses the condition with pandas.query for every metric it computes
+# (~90 times a run, over every column of the frame: about half the gate's time), this evaluates
+# each distinct condition once.
+WHEN_PREFIX = "_When_"
+_NEUTRAL = "n/a"  # what a not-null check sees where its condition does not hold
+
+
+def _when_column(check: Check) -> str:
+    return WHEN_PREFIX + "".join(c if c.isalnum() else "_" for c in check.name)
+
+
+def _gx_kwargs(check: Check) -> dict[str, Any]:
+    """The check's expectation arguments as GX gets them (conditions moved into a column)."""
+    kwargs = dict(check.kwargs)
+    if kwargs.pop("row_condition", None) is None:
+        return kwargs
+    kwargs.pop("condition_parser", None)
+    kwargs["column"] = _when_column(check)
+    return kwargs
+
+
+def _with_conditioned(frame: Any, checks: Sequence[Check]) -> Any:
+    """The validation frame plus one derived column per conditional check (see WHEN_PREFIX).
+
+    Where the condition holds the column is the checked column's value; elsewhere it is null
+    (null checks, and set checks, which GX skips nulls for) or a neutral text (not-null checks).
+    """
+    masks: dict[str, Any] = {}
+    derived = {}
+    for check in checks:
+        condition = check.kwargs.get("row_condition")
+        if condition is None:
+            continue
+        if condition not in masks:
+            masks[condition] = frame.eval(condition).fillna(False).astype(bool)
+        column = frame[check.kwargs["column"]]
+        if check.expectation == "ExpectColumnValuesToNotBeNull":
+            derived[_when_column(check)] = column.astype(object).where(masks[condition],
+                                                                       _NEUTRAL)
+        else:
+            derived[_when_column(check)] = column.where(masks[condition])
+    if not derived:
+        return frame
+    import pandas as pd
+
+    return pd.concat([frame, pd.DataFrame(derived, index=frame.index)], axis=1)
 
 
 GROUP_PREFIX = "__group_"
