@@ -175,9 +175,9 @@ def test_ensure_schema_appends_the_columns_an_older_table_lacks() -> None:
     assert fields == ["schema"] and table.table_id == "cost_line_items"
     assert [f.name for f in table.schema] == list(COST_LINE_ITEMS.names)
     assert [(f.name, f.field_type, f.mode) for f in table.schema[-3:]] == [
-        ("x_ProjectAncestors", "JSON", "NULLABLE"),
         ("x_PricingUnitDescription", "STRING", "NULLABLE"),
-        ("x_ConsumedUnitDescription", "STRING", "NULLABLE")]
+        ("x_ConsumedUnitDescription", "STRING", "NULLABLE"),
+        ("x_PricingToBillingRate", "BIGNUMERIC", "NULLABLE")]
 
 
 def test_ensure_schema_refuses_a_table_it_cannot_upgrade_in_place() -> None:

@@ -88,15 +88,13 @@ def _validator() -> None:
 # Data gaps still open under the applicability criteria (issue 15 part 2), per export: NOT the
 # allow-list (that holds validator defects only, focus_validator.ALLOWED_FAILURES). The test
 # asserts these fail and nothing else does, so a fixed gap must leave this table.
-_PRICING_CURRENCY = "PricingCurrencyEffectiveCost-C-003-M"  # PricingCurrency* not filled yet
 OPEN_GAPS: dict[str, set[str]] = {
-    "aws": {_PRICING_CURRENCY, "SkuMeter-C-005-C", "SubAccountName-C-005-C"},
-    "azure-ea": {_PRICING_CURRENCY, "SkuPriceId-C-008-M"},
-    "azure-actual-amortized": {_PRICING_CURRENCY},
-    "gcp": {_PRICING_CURRENCY, "PricingCurrency-C-004-M", "SkuMeter-C-005-C"},
-    "gcp-bulk": {_PRICING_CURRENCY, "PricingCurrency-C-004-M", "SkuMeter-C-005-C"},
-    "mixed": {_PRICING_CURRENCY, "SkuMeter-C-005-C", "SubAccountName-C-005-C",
-              "SkuPriceId-C-008-M"},
+    "aws": {"SkuMeter-C-005-C", "SubAccountName-C-005-C"},
+    "azure-ea": {"SkuPriceId-C-008-M"},
+    "azure-actual-amortized": set(),
+    "gcp": {"SkuMeter-C-005-C"},
+    "gcp-bulk": {"SkuMeter-C-005-C"},
+    "mixed": {"SkuMeter-C-005-C", "SubAccountName-C-005-C", "SkuPriceId-C-008-M"},
 }
 
 

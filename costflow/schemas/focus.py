@@ -178,6 +178,7 @@ EXTENSION_COLUMNS: tuple[Column, ...] = (
     _x("x_ProjectAncestors", J, True, "GCP project's resource hierarchy as exported (project.ancestors: the project, its folders and the organization), a JSON array of {resource_name, display_name}."),
     _x("x_PricingUnitDescription", S, True, "The provider's pricing unit as exported, before PricingUnit was mapped to the FOCUS UnitFormat (GCP usage.pricing_unit, e.g. 'gibibyte month' for GiB-Months); the name Microsoft's FOCUS export uses."),
     _x("x_ConsumedUnitDescription", S, True, "The provider's usage unit as exported, before ConsumedUnit was mapped to the FOCUS UnitFormat (GCP usage.unit, e.g. 'byte-seconds' for B-Seconds)."),
+    _x("x_PricingToBillingRate", D, True, "BillingCurrency units per one PricingCurrency unit as the source states it (GCP currency_conversion_rate, Azure ExchangeRatePricingToBilling); 1 where the two currencies are the same; null where the source does not say. The PricingCurrency amounts are the billing amounts divided by it (costflow.transforms.pricing_currency)."),
 )
 
 COST_LINE_ITEMS = TableSpec(

@@ -47,6 +47,7 @@ from costflow.reconcile import SliceKey
 from costflow.schemas.columns import DECIMAL_PRECISION, DECIMAL_SCALE
 from costflow.schemas.focus import SLICE_KEY
 from costflow.transforms.arrow_ops import DECIMAL, fill_false
+from costflow.transforms.pricing_currency import complete_pricing_currency
 
 POOL = "x_CommitmentPool"
 WEIGHT = "x_CommitmentCoveredCost"
@@ -267,7 +268,11 @@ class Allocation:
         position = table.schema.get_field_index("EffectiveCost")
         column = pc.replace_with_mask(_whole(table.column(position)), pa.array(touched),
                                       decimals_of(new[touched]))
-        return table.set_column(position, table.schema.field(position), column)
+        table = table.set_column(position, table.schema.field(position), column)
+        if "PricingCurrencyEffectiveCost" not in table.schema.names:
+            return table  # a partial table (unit tests of the allocation alone)
+        # PricingCurrencyEffectiveCost is EffectiveCost in the pricing currency: it moves too.
+        return complete_pricing_currency(table, recompute=pa.array(touched))
 
     def _refuse_overflow(self, table: pa.Table, covered: np.ndarray, new: np.ndarray) -> None:
         large = np.flatnonzero(covered)[(np.abs(new[covered]) >= _LIMIT).astype(bool)]

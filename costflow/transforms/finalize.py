@@ -1,9 +1,10 @@
 """Turn a normalizer's answer into warehouse rows, dead letters and per-slice totals.
 
 Shared by every provider, so no normalizer repeats it: conform the mapped columns to the schema,
-apply the hard rules, split failing rows off as dead letters (with every reason, the source
-location and the raw record), stamp lineage, and count per slice what was read, loaded and
-dead-lettered, with the source's invoice basis beside the BilledCost loaded.
+complete the PricingCurrency columns (`costflow.transforms.pricing_currency`), apply the hard
+rules, split failing rows off as dead letters (with every reason, the source location and the
+raw record), stamp lineage, and count per slice what was read, loaded and dead-lettered, with
+the source's invoice basis beside the BilledCost loaded.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from costflow.transforms.duplicates import (
     READER_COLUMNS,
 )
 from costflow.transforms.lineage import lineage_arrays
+from costflow.transforms.pricing_currency import complete_pricing_currency
 from costflow.transforms.validate import hard_rule_errors
 
 ROW_SCHEMA = arrow_schema(COST_LINE_ITEMS)
@@ -49,7 +51,7 @@ class Finalized:
 
 def finalize(batch: pa.RecordBatch, mapped: Mapped, ctx: BatchContext) -> Finalized:
     n = batch.num_rows
-    table = _flag_suspect_rows(_conform(mapped, ctx, n), batch)
+    table = _flag_suspect_rows(complete_pricing_currency(_conform(mapped, ctx, n)), batch)
     line_items = None
     if KEY_HASH_COLUMN in batch.schema.names:
         line_items = pa.table({name: batch.column(name)

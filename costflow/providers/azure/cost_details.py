@@ -216,6 +216,8 @@ def _accounts(w: _Work) -> dict[str, pa.Array]:
         "x_ResourceGroupName": w.text("resource_group"),        # [PF §3.2 x_ResourceGroupName]
         "BillingCurrency": currency,
         "PricingCurrency": pc.if_else(differs, pricing_currency, _NULL_STRING),
+        # The shared step (costflow.transforms.pricing_currency) derives the amounts from it.
+        "x_PricingToBillingRate": w.number("pricing_to_billing_rate"),
         "InvoiceId": w.text("invoice_id"),                      # MCA invoiceId
         **{name: constant(_MICROSOFT, w.n) for name in (
             "ProviderName", "ServiceProviderName", "HostProviderName", "InvoiceIssuerName")},

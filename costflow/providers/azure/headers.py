@@ -44,6 +44,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "payg_cost": ("paygcostinbillingcurrency",),   # MCA list cost [PF §3.1]
     "currency": ("billingcurrencycode", "billingcurrency", "currency"),
     "pricing_currency": ("pricingcurrency",),
+    # MCA: billing = pricing-currency amount x this rate [PF §3.1].
+    "pricing_to_billing_rate": ("exchangeratepricingtobilling",),
     "quantity": ("quantity", "usagequantity"),
     "unit": ("unitofmeasure",),
     "effective_price": ("effectiveprice",),

@@ -520,6 +520,9 @@ def _accounts_service_location(w: _Work) -> dict[str, pa.Array]:
         "type": pc.struct_field(adjustment, "type")}), "}", "")
     has_adjustment = pc.or_kleene(pc.is_valid(pc.struct_field(adjustment, "id")),
                                   pc.is_valid(pc.struct_field(adjustment, "type")))
+    rate = w.quantity(w.col("currency_conversion_rate"), "currency_conversion_rate",
+                      "x_PricingToBillingRate")
+    non_usd = fill_false(pc.not_equal(w.col("currency"), "USD"))
     return {
         "BillingAccountId": w.col("billing_account_id"),            # [FC billing_account_id]
         "BillingAccountType": constant("Billing Account", w.n),     # GCP "Cloud Billing account"
@@ -529,6 +532,11 @@ def _accounts_service_location(w: _Work) -> dict[str, pa.Array]:
         "SubAccountName": w.col("project", "name"),
         "SubAccountType": pc.if_else(pc.is_valid(project_id), "Project", _NULL_STRING),
         "BillingCurrency": w.col("currency"),                       # [FC billing_currency]
+        # SKU prices are in USD; cost / currency_conversion_rate is the USD amount [DOC
+        # currency_conversion_rate]. The shared step derives the PricingCurrency amounts.
+        "PricingCurrency": pc.if_else(pc.and_(non_usd, pc.is_valid(rate)), "USD",
+                                      _NULL_STRING),
+        "x_PricingToBillingRate": rate,
         **{name: constant(GOOGLE, w.n) for name in (
             "ProviderName", "ServiceProviderName", "HostProviderName", "InvoiceIssuerName")},
         # Marketplace rows: the seller produced the service [DOC seller_name].

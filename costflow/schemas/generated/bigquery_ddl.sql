@@ -92,7 +92,8 @@ CREATE TABLE IF NOT EXISTS cost_analytics.cost_line_items (
   x_CommitmentCoveredCost BIGNUMERIC OPTIONS (description = 'On-demand value of the usage a commitment discount covered on this row, in BillingCurrency (GCP: the negated committed-use-discount credits); the weight the pool\'s fees are amortized by.'),
   x_ProjectAncestors JSON OPTIONS (description = 'GCP project\'s resource hierarchy as exported (project.ancestors: the project, its folders and the organization), a JSON array of {resource_name, display_name}.'),
   x_PricingUnitDescription STRING OPTIONS (description = 'The provider\'s pricing unit as exported, before PricingUnit was mapped to the FOCUS UnitFormat (GCP usage.pricing_unit, e.g. \'gibibyte month\' for GiB-Months); the name Microsoft\'s FOCUS export uses.'),
-  x_ConsumedUnitDescription STRING OPTIONS (description = 'The provider\'s usage unit as exported, before ConsumedUnit was mapped to the FOCUS UnitFormat (GCP usage.unit, e.g. \'byte-seconds\' for B-Seconds).')
+  x_ConsumedUnitDescription STRING OPTIONS (description = 'The provider\'s usage unit as exported, before ConsumedUnit was mapped to the FOCUS UnitFormat (GCP usage.unit, e.g. \'byte-seconds\' for B-Seconds).'),
+  x_PricingToBillingRate BIGNUMERIC OPTIONS (description = 'BillingCurrency units per one PricingCurrency unit as the source states it (GCP currency_conversion_rate, Azure ExchangeRatePricingToBilling); 1 where the two currencies are the same; null where the source does not say. The PricingCurrency amounts are the billing amounts divided by it (costflow.transforms.pricing_currency).')
 )
 PARTITION BY DATE(ChargePeriodStart)
 CLUSTER BY x_SourceProvider, BillingAccountId

@@ -92,7 +92,8 @@ CREATE TABLE IF NOT EXISTS cost_analytics.cost_line_items (
   x_CommitmentCoveredCost DECIMAL(38, 18),
   x_ProjectAncestors JSON,
   x_PricingUnitDescription VARCHAR,
-  x_ConsumedUnitDescription VARCHAR
+  x_ConsumedUnitDescription VARCHAR,
+  x_PricingToBillingRate DECIMAL(38, 18)
 );
 
 CREATE TABLE IF NOT EXISTS cost_analytics.dead_letters (

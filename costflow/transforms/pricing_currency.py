@@ -1,0 +1,88 @@
+"""The PricingCurrency columns, completed the same way for every provider.
+
+Why this module exists: FOCUS 1.2 makes PricingCurrency and PricingCurrencyEffectiveCost
+non-nullable wherever the columns are present (validator rules PricingCurrency-C-004-M and
+PricingCurrencyEffectiveCost-C-003-M), and they are present because every cloud we read can
+price and bill in different currencies. The normalizers state what their source says: the
+pricing currency where it differs from the billing currency, and `x_PricingToBillingRate`
+(billing-currency units per pricing-currency unit) where the source carries one (GCP
+``currency_conversion_rate``, Azure ``ExchangeRatePricingToBilling``). This step fills the rest,
+once, after every normalizer and again after commitment amortization has moved EffectiveCost:
+
+* PricingCurrency = BillingCurrency where the source names no other currency;
+* on those rows the PricingCurrency* amounts equal their billing-currency columns (rate 1, exact);
+* where the currencies differ and the rate is known, amount / rate, rounded half-even to the
+  schema's 18 decimal places (the one inexact step, and only on converted rows);
+* where they differ and the rate is unknown (an AWS CUR with pricing/currency set), the amounts
+  stay null: never guessed.
+
+Per-row Python Decimal arithmetic runs only on the converted rows; the common case (same
+currency) is columnar.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from costflow.schemas.columns import DECIMAL_SCALE
+from costflow.transforms.arrow_ops import fill_false
+
+RATE = "x_PricingToBillingRate"
+# PricingCurrency column -> the billing-currency column it is the equivalent of.
+AMOUNTS = {
+    "PricingCurrencyEffectiveCost": "EffectiveCost",
+    "PricingCurrencyListUnitPrice": "ListUnitPrice",
+    "PricingCurrencyContractedUnitPrice": "ContractedUnitPrice",
+}
+_QUANTUM = Decimal(1).scaleb(-DECIMAL_SCALE)
+
+
+def complete_pricing_currency(table: pa.Table, recompute: pa.Array | None = None) -> pa.Table:
+    """``table`` (cost_line_items columns) with the PricingCurrency columns completed.
+
+    ``recompute`` (boolean mask): rows whose billing-currency amounts changed since the
+    PricingCurrency amounts were set (amortization); their amounts are derived again.
+    """
+    if table.num_rows == 0:
+        return table
+    billing = table.column("BillingCurrency")
+    currency = pc.coalesce(table.column("PricingCurrency"), billing)
+    same = fill_false(pc.equal(currency, billing))
+    rate = table.column(RATE)
+    rate = pc.if_else(same, pa.scalar(Decimal(1), rate.type), rate)
+    table = _set(table, "PricingCurrency", currency)
+    table = _set(table, RATE, rate)
+    converted = pc.and_(pc.invert(same), pc.is_valid(rate))
+    for target, source in AMOUNTS.items():
+        current = table.column(target)
+        if recompute is not None:
+            current = pc.if_else(recompute, pa.scalar(None, current.type), current)
+        amount = table.column(source)
+        derived = pc.if_else(same, amount, pa.scalar(None, amount.type))
+        if pc.any(fill_false(pc.and_(converted, pc.is_valid(amount)))).as_py():
+            derived = _convert(amount, rate, same, derived)
+        table = _set(table, target, pc.coalesce(current, derived))
+    return table
+
+
+def _convert(amount: pa.ChunkedArray, rate: pa.ChunkedArray, same: pa.ChunkedArray,
+             derived: pa.ChunkedArray) -> pa.Array:
+    """``derived`` with amount / rate filled on the rows whose currencies differ."""
+    values = amount.to_pylist()
+    rates = rate.to_pylist()
+    out = derived.to_pylist()
+    with localcontext() as ctx:
+        ctx.prec = 60
+        for i, is_same in enumerate(same.to_pylist()):
+            if is_same or values[i] is None or not rates[i]:
+                continue
+            out[i] = (values[i] / rates[i]).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return pa.array(out, type=amount.type)
+
+
+def _set(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray) -> pa.Table:
+    index = table.schema.get_field_index(name)
+    return table.set_column(index, table.schema.field(index), values)

@@ -1,0 +1,108 @@
+"""The PricingCurrency columns (FOCUS 1.2: PricingCurrency-C-004-M, PricingCurrencyEffectiveCost-
+C-003-M): filled from the billing columns where the currencies agree, converted with the source's
+own rate where they differ, left null where no rate is known, and moved with amortization."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from costflow.providers.gcp.samples import billing as gs
+from costflow.schemas.focus import COST_LINE_ITEMS
+from costflow.schemas.render import arrow_schema
+from costflow.transforms.commitment_amortization import PoolTotals
+from costflow.transforms.pricing_currency import RATE, complete_pricing_currency
+from tests.conftest import normalize_file
+
+SCHEMA = pa.schema([f.with_nullable(True) for f in arrow_schema(COST_LINE_ITEMS)])
+
+
+def _table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist([{f.name: r.get(f.name) for f in SCHEMA} for r in rows],
+                                schema=SCHEMA)
+
+
+def test_same_currency_copies_the_billing_amounts_exactly():
+    tiny = Decimal("0.000000004970000000")  # CUR amounts go below 1e-8
+    out = complete_pricing_currency(_table([
+        {"BillingCurrency": "USD", "EffectiveCost": tiny, "ListUnitPrice": Decimal("0.0464"),
+         "ContractedUnitPrice": Decimal("0.04")},
+        {"BillingCurrency": "EUR", "PricingCurrency": "EUR", "EffectiveCost": Decimal("-3.5")},
+    ])).to_pylist()
+    assert [r["PricingCurrency"] for r in out] == ["USD", "EUR"]
+    assert [r[RATE] for r in out] == [Decimal(1), Decimal(1)]
+    assert out[0]["PricingCurrencyEffectiveCost"] == tiny
+    assert out[0]["PricingCurrencyListUnitPrice"] == Decimal("0.0464")
+    assert out[0]["PricingCurrencyContractedUnitPrice"] == Decimal("0.04")
+    assert out[1]["PricingCurrencyEffectiveCost"] == Decimal("-3.5")
+
+
+def test_other_currency_divides_by_the_sources_rate_and_never_guesses():
+    out = complete_pricing_currency(_table([
+        # GCP: EUR billing, USD pricing, currency_conversion_rate 0.921834 (USD -> EUR).
+        {"BillingCurrency": "EUR", "PricingCurrency": "USD", RATE: Decimal("0.921834"),
+         "EffectiveCost": Decimal("12.345678")},
+        # AWS pricing/currency differs and the CUR gives no rate: nothing is invented.
+        {"BillingCurrency": "EUR", "PricingCurrency": "USD", "EffectiveCost": Decimal("1")},
+        # What the source stated is kept.
+        {"BillingCurrency": "EUR", "PricingCurrency": "USD", RATE: Decimal("2"),
+         "EffectiveCost": Decimal("1"), "PricingCurrencyEffectiveCost": Decimal("0.4")},
+    ])).to_pylist()
+    expected = (Decimal("12.345678") / Decimal("0.921834")).quantize(Decimal("1e-18"))
+    assert out[0]["PricingCurrencyEffectiveCost"] == expected
+    assert out[0]["PricingCurrencyEffectiveCost"] * Decimal("0.921834") == pytest.approx(
+        Decimal("12.345678"), abs=Decimal("1e-17"))
+    assert out[1]["PricingCurrencyEffectiveCost"] is None and out[1][RATE] is None
+    assert out[2]["PricingCurrencyEffectiveCost"] == Decimal("0.4")
+
+
+def test_amortization_moves_the_pricing_currency_cost_with_the_effective_cost():
+    """A CUD fee spread over covered usage: PricingCurrencyEffectiveCost follows, in both
+    currencies, and the source-derived value of untouched rows stays."""
+    base = {"x_SourceProvider": "gcp", "BillingAccountId": "A", "x_SourceUri": "f",
+            "BillingPeriodStart": pa.scalar(0, pa.timestamp("us", tz="UTC")).as_py(),
+            "x_CommitmentPool": "Spend", "ChargeClass": None}
+    rows = []
+    for i, (currency, rate) in enumerate((("USD", None), ("EUR", Decimal("0.5")))):
+        rows += [
+            {**base, "BillingAccountId": currency, "x_SourceRowNumber": 10 * i + 1,
+             "ChargeCategory": "Purchase", "EffectiveCost": Decimal("10"),
+             "BillingCurrency": currency, RATE: rate,
+             "PricingCurrency": "USD" if rate else None},
+            {**base, "BillingAccountId": currency, "x_SourceRowNumber": 10 * i + 2,
+             "ChargeCategory": "Usage", "EffectiveCost": Decimal("0"),
+             "x_CommitmentCoveredCost": Decimal("4"), "BillingCurrency": currency, RATE: rate,
+             "PricingCurrency": "USD" if rate else None}]
+    table = complete_pricing_currency(_table(rows))
+    assert table.column("PricingCurrencyEffectiveCost").to_pylist() == [
+        Decimal(10), Decimal(0), Decimal(20), Decimal(0)]
+    totals = PoolTotals()
+    totals.add(table)
+    allocation = totals.allocation()
+    out = allocation.apply(table)
+    allocation.verify()
+    assert out.column("EffectiveCost").to_pylist() == [0, 10, 0, 10]
+    assert out.column("PricingCurrencyEffectiveCost").to_pylist() == [
+        Decimal(0), Decimal(10), Decimal(0), Decimal(20)]
+
+
+def test_gcp_rows_in_eur_are_priced_in_usd_through_the_whole_normalizer(tmp_path):
+    """The generator's fixture rows (real-shaped export records, USD and EUR accounts)."""
+    records = gs.fixture_rows()
+    path = tmp_path / "gcp_billing_export_resource_v1.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows = normalize_file(path, "gcp").rows.to_pylist()
+    eur = [r for r in rows if r["BillingCurrency"] == "EUR"]
+    usd = [r for r in rows if r["BillingCurrency"] == "USD"]
+    assert eur and usd
+    rate = Decimal(str(gs.EUR_RATE))
+    for row in eur:
+        assert (row["PricingCurrency"], row[RATE]) == ("USD", rate)
+        assert row["PricingCurrencyEffectiveCost"] == (
+            row["EffectiveCost"] / rate).quantize(Decimal("1e-18"))
+    for row in usd:
+        assert (row["PricingCurrency"], row[RATE]) == ("USD", Decimal(1))
+        assert row["PricingCurrencyEffectiveCost"] == row["EffectiveCost"]
