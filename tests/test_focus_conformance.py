@@ -89,12 +89,12 @@ def _validator() -> None:
 # allow-list (that holds validator defects only, focus_validator.ALLOWED_FAILURES). The test
 # asserts these fail and nothing else does, so a fixed gap must leave this table.
 OPEN_GAPS: dict[str, set[str]] = {
-    "aws": {"SkuMeter-C-005-C", "SubAccountName-C-005-C"},
+    "aws": {"SubAccountName-C-005-C"},
     "azure-ea": {"SkuPriceId-C-008-M"},
     "azure-actual-amortized": set(),
-    "gcp": {"SkuMeter-C-005-C"},
-    "gcp-bulk": {"SkuMeter-C-005-C"},
-    "mixed": {"SkuMeter-C-005-C", "SubAccountName-C-005-C", "SkuPriceId-C-008-M"},
+    "gcp": set(),
+    "gcp-bulk": set(),
+    "mixed": {"SubAccountName-C-005-C", "SkuPriceId-C-008-M"},
 }
 
 

@@ -522,7 +522,10 @@ def _service_location_sku(w: _Work) -> dict[str, pa.Array]:
         "SkuId": w.text(SKU),                                     # [FC sku_id_S001]
         "SkuPriceId": w.text(RATE_CODE),                          # [FC sku_price_id_S001]
         # [FOCUS skumeter.md] "functionality being metered": Storage, Data Transfer, API Request.
-        "SkuMeter": w.text(PRODUCT_FAMILY),
+        # Some SKUs carry no product/productFamily (S3 "USW2-Requests-Tier3"): their usage type
+        # names the meter, and stays the same for the SKU (SkuMeter-C-005-C, SHOULD).
+        "SkuMeter": null_where(pc.coalesce(w.text(PRODUCT_FAMILY), w.text(USAGE_TYPE)),
+                               pc.is_null(w.text(SKU))),
         # Keys as each shape spells them: legacy CSV user:Env, Parquet/CUR 2.0 user_env [PF §2.2].
         "Tags": w.family(TAGS),
         # Cost categories and CUR 2.0's discount map, kept whole as JSON [PF §2.1, §2.4].

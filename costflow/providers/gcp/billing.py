@@ -520,6 +520,7 @@ def _accounts_service_location(w: _Work) -> dict[str, pa.Array]:
         "type": pc.struct_field(adjustment, "type")}), "}", "")
     has_adjustment = pc.or_kleene(pc.is_valid(pc.struct_field(adjustment, "id")),
                                   pc.is_valid(pc.struct_field(adjustment, "type")))
+    sku_id = null_where(w.col("sku", "id"), fill_false(pc.equal(w.col("cost_type"), "tax")))
     rate = w.quantity(w.col("currency_conversion_rate"), "currency_conversion_rate",
                       "x_PricingToBillingRate")
     non_usd = fill_false(pc.not_equal(w.col("currency"), "USD"))
@@ -559,7 +560,10 @@ def _accounts_service_location(w: _Work) -> dict[str, pa.Array]:
         "ResourceName": w.col("resource", "name"),
         "ResourceType": _resource_type(w, w.col("resource", "global_name")),
         # [FC sku_id]; null on Tax rows (SkuId-C-004-C).
-        "SkuId": null_where(w.col("sku", "id"), fill_false(pc.equal(w.col("cost_type"), "tax"))),
+        "SkuId": sku_id,
+        # The SKU's description names what it meters ("N1 Predefined Instance Core running in
+        # Americas") and is fixed per SKU (SkuMeter-C-005-C); null where SkuId is.
+        "SkuMeter": null_where(w.col("sku", "description"), pc.is_null(sku_id)),
         "x_AdjustmentInfo": pc.if_else(has_adjustment, adjustment_json, _NULL_STRING),
     }
 
