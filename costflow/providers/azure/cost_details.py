@@ -421,6 +421,8 @@ def _service_location_resource(w: _Work) -> dict[str, pa.Array]:
     tags, errors = normalize_tags(w.text("tags"), w.label("tags"))
     w.add(errors)
     w.require("subscription_id", "is empty (expected the subscription GUID, SubAccountId)")
+    sku_id = pc.coalesce(w.text("product_id"), w.text("part_number"))
+    meter_id = w.text("meter_id")
     return {
         "ServiceName": service_name,
         "ServiceCategory": take_values(positions, t.service_categories, default="Other"),
@@ -437,8 +439,13 @@ def _service_location_resource(w: _Work) -> dict[str, pa.Array]:
                                                 pc.replace_substring_regex(resource_id,
                                                                            r"^.*/", ""))),
         "ResourceType": pc.coalesce(take_values(type_pos, t.type_names), rtype),
-        "SkuId": pc.coalesce(w.text("product_id"), w.text("part_number")),  # [MAP SkuId]
-        "SkuPriceId": w.text("meter_id"),
+        "SkuId": sku_id,                                                    # [MAP SkuId]
+        # A price belongs to one SKU (SkuPriceId-C-008-M), and one meter can be sold under
+        # several part numbers / products: the price id is the pair, "<SkuId>_<MeterId>".
+        "SkuPriceId": pc.if_else(pc.is_valid(sku_id), pc.if_else(
+            pc.is_valid(meter_id), pc.binary_join_element_wise(
+                pc.fill_null(sku_id, ""), pc.fill_null(meter_id, ""), "_"), _NULL_STRING),
+            meter_id),
         "SkuMeter": w.text("meter_name"),                                   # [MAP SkuMeter]
         "Tags": tags,
     }
