@@ -19,10 +19,13 @@ SCHEMES: dict[str, str | None] = {
     "bq+duckdb": "gcp",
     "az": "azure",
     "azure-query": "azure",
+    "opencost": "opencost",
+    "opencost+https": "opencost",
 }
 
 # API sources: their period comes from start/end (`Catalog.period_schemes`).
-PERIOD_SCHEMES: tuple[str, ...] = ("aws-ce", "bq", "bq+duckdb", "azure-query")
+PERIOD_SCHEMES: tuple[str, ...] = ("aws-ce", "bq", "bq+duckdb", "azure-query", "opencost",
+                                   "opencost+https")
 
 # Schemes whose planner reads lookback_days and authorized_projects (the BigQuery export).
 BIGQUERY_SCHEMES: tuple[str, ...] = ("bq", "bq+duckdb")
@@ -33,4 +36,5 @@ FORMATS: dict[str, tuple[str, ...]] = {
             "aws_focus"),
     "gcp": ("gcp_billing_export_resource_v1", "gcp_billing_export_v1"),
     "azure": ("azure_cost_details", "azure_cost_query", "azure_focus"),
+    "opencost": ("opencost_allocation", "opencost_csv_export"),
 }

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     PROVIDERS: tuple[Provider, ...]
     CATALOG: Catalog
 
-NAMES: tuple[str, ...] = ("aws", "gcp", "azure")
+NAMES: tuple[str, ...] = ("aws", "gcp", "azure", "opencost")
 
 _LOADED: dict[str, Any] = {}
 

@@ -1,0 +1,1 @@
+"""Generated OpenCost data for tests and demos (`.allocations`)."""
