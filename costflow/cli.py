@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from datetime import date
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 from costflow.errors import ConfigError, CostflowError
 from costflow.providers import NAMES
 from costflow.schemas.operational import RUN_STATUSES
-from costflow.text import render_table
+from costflow.text import render_costs, render_table
+from costflow.usage import USAGE_SOURCES
 
 LOG_FORMAT = "%(asctime)s %(message)s"
 
@@ -39,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                     "Apache Beam (e.g. --runner DataflowRunner --project P --region R).")
     ingest.add_argument("--source", action="append", required=True,
                         help="File, directory or glob (** allowed); repeat for more.")
-    ingest.add_argument("--provider", choices=NAMES)
+    ingest.add_argument("--provider", choices=[*NAMES, *USAGE_SOURCES],
+                        help="A provider, or a usage source (openshift: usage reports, loaded "
+                             "and allocated as `costflow allocate --usage` does).")
     ingest.add_argument("--format", dest="source_format")
     ingest.add_argument("--warehouse")
     ingest.add_argument("--json", action="store_true", help="Print the run report as JSON.")
@@ -75,7 +79,22 @@ def _parser() -> argparse.ArgumentParser:
                        help="BilledCost (default), EffectiveCost, ListCost or ContractedCost.")
     costs.add_argument("--granularity", choices=["TOTAL", "DAILY", "MONTHLY"], default="TOTAL",
                        help="Add a day or month column (default: TOTAL, none).")
+    costs.add_argument("--currency", help="Report in this currency (e.g. EUR): each day's "
+                                          "amounts converted with that day's exchange rate "
+                                          "(costflow rates load); unconvertible ones are listed.")
+    costs.add_argument("--max-rate-age", dest="max_rate_age", type=int, default=7,
+                       help="With --currency: use a rate up to this many days older than the "
+                            "charge day (default 7).")
     _scope_flags(costs)
+
+    anomalies = qsub.add_parser("anomalies", help="Days whose cost departs from its weekly "
+                                                  "baseline, per dimension.")
+    anomalies.add_argument("--start", type=_date, required=True, help="Inclusive, YYYY-MM-DD.")
+    anomalies.add_argument("--end", type=_date, required=True, help="Exclusive, YYYY-MM-DD.")
+    anomalies.add_argument("--group-by", default="service",
+                           help="Comma-separated dimensions (default: service).")
+    anomalies.add_argument("--metric", default="BilledCost")
+    _scope_flags(anomalies)
 
     forecast = qsub.add_parser("forecast", help="Forecast costs from the daily history.")
     forecast.add_argument("--start", type=_date, required=True, help="Inclusive, YYYY-MM-DD.")
@@ -101,9 +120,27 @@ def _parser() -> argparse.ArgumentParser:
     resources.add_argument("--limit", type=int, default=100)
     _scope_flags(resources)
 
-    mcp = sub.add_parser("mcp", help="Serve the query tools to AI agents (MCP over stdio).")
+    mcp = sub.add_parser("mcp", help="Serve the query tools to AI agents (MCP over stdio, "
+                                      "or streamable HTTP with per-tenant bearer keys).")
     _tenant_flags(mcp)
     mcp.add_argument("--warehouse")
+    mcp.add_argument("--transport", choices=["stdio", "http"], default="stdio",
+                     help="stdio (default: one user, the tenant from the flags) or http (each "
+                          "request's bearer key decides the tenant; see costflow keys).")
+    mcp.add_argument("--host", default="127.0.0.1", help="http: address to listen on.")
+    mcp.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8765),
+                     help="http: port (default $PORT, else 8765).")
+    mcp.add_argument("--config", help="http: costflow.yaml declaring the tenants (default "
+                                      "$COSTFLOW_CONFIG, else ./costflow.yaml).")
+    mcp.add_argument("--metadata", help="http: metadata store holding the keys (default: "
+                                        "the config's).")
+    mcp.add_argument("--rate", type=float, default=5.0,
+                     help="http: requests per second per key, sustained (default 5).")
+    mcp.add_argument("--burst", type=int, default=20,
+                     help="http: requests per key at once (default 20).")
+    mcp.add_argument("--audit-log", dest="audit_log",
+                     help="http: append the audit lines (one per tool call) to this file "
+                          "(default stderr).")
 
     export = sub.add_parser("export", help="Write the FOCUS view to a Parquet file, or a "
                                            "FOCUS dataset (Parquet + metadata.json) to a dir.")
@@ -159,10 +196,24 @@ def _parser() -> argparse.ArgumentParser:
 
 def _commands() -> dict[str, Any]:
     """The subcommands that live in `costflow.commands` (each: add_parser, run)."""
-    from costflow.commands import accounts, init, schedule, secrets, sync
+    from costflow.commands import (
+        account_names,
+        accounts,
+        allocate,
+        budgets,
+        deploy,
+        init,
+        keys,
+        rates,
+        report,
+        schedule,
+        secrets,
+        sync,
+    )
 
-    return {"accounts": accounts, "init": init, "schedule": schedule, "secrets": secrets,
-            "sync": sync}
+    return {"account-names": account_names, "accounts": accounts, "allocate": allocate,
+            "budgets": budgets, "deploy": deploy, "init": init, "keys": keys, "rates": rates,
+            "report": report, "schedule": schedule, "secrets": secrets, "sync": sync}
 
 
 def _tenant_flags(parser: argparse.ArgumentParser) -> None:
@@ -254,6 +305,10 @@ def ingest_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
 
 
 def _ingest(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.provider in USAGE_SOURCES:  # no cost: not the cost pipeline
+        from costflow.commands.allocate import ingest_openshift
+
+        return ingest_openshift(args)
     from costflow.pipelines.ingest import run
     from costflow.pipelines.report import format_summary
 
@@ -284,7 +339,8 @@ def _query(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         print({"costs": _query_costs, "forecast": _query_forecast,
                "recommendations": _query_recommendations,
-               "resources": _query_resources}[args.query](args, warehouse))
+               "resources": _query_resources,
+               "anomalies": _query_anomalies}[args.query](args, warehouse))
     finally:
         warehouse.close()
     return 0
@@ -296,11 +352,52 @@ def _query_costs(args: argparse.Namespace, warehouse: Any) -> str:
 
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
     time_dim = GRANULARITIES[args.granularity]
+    if args.currency:
+        return _query_costs_converted(args, warehouse,
+                                      [time_dim, *group_by] if time_dim else group_by)
     table = costs_by_dimension(
         warehouse, args.start, args.end, group_by=[time_dim, *group_by] if time_dim else group_by,
         filters=_filters(args.filter) or None, metric=args.metric, tenant=_tenant(args),
         provider=args.provider)
-    return render_table(table.to_pylist(), table.column_names, args.format)
+    return render_costs(table.to_pylist(), table.column_names, args.format,
+                        terminal=sys.stdout.isatty())
+
+
+def _query_costs_converted(args: argparse.Namespace, warehouse: Any,
+                           group_by: list[str]) -> str:
+    from costflow.models import to_json
+    from costflow.services.rates_convert import convert_costs, summary_lines
+
+    result = convert_costs(warehouse, args.start, args.end, group_by, args.currency,
+                           _filters(args.filter) or None, args.metric, tenant=_tenant(args),
+                           provider=args.provider, max_age_days=args.max_rate_age)
+    if args.format == "json":
+        return json.dumps(to_json(result), indent=2)
+    rows = [{**r, "status": "converted"} for r in result.rows] + [
+        {**u.values, "currency": u.currency, "cost": u.cost, "rows": u.rows,
+         "status": "unconvertible"} for u in result.unconvertible]
+    columns = [*group_by, "currency", "cost", "rows"]
+    table = render_table(rows, columns + (["status"] if result.unconvertible else []),
+                         args.format)
+    return table if args.format == "csv" else "\n".join([table, "", *summary_lines(result)])
+
+
+def _query_anomalies(args: argparse.Namespace, warehouse: Any) -> str:
+    from costflow.models import to_json
+    from costflow.services.anomalies import find_anomalies
+
+    group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
+    report = find_anomalies(warehouse, _tenant(args), args.start, args.end, group_by,
+                            provider=args.provider, metric=args.metric)
+    if args.format == "json":
+        return json.dumps(to_json(report), indent=2)
+    rows = [{"day": a.day, **a.dimensions, "kind": a.kind, "currency": a.currency,
+             "actual": a.actual, "expected": a.expected, "difference": a.difference,
+             "share_of_period": a.share_of_period} for a in report.anomalies]
+    columns = ["day", *group_by, "kind", "currency", "actual", "expected", "difference",
+               "share_of_period"]
+    table = render_table(rows, columns, args.format)
+    return table if args.format == "csv" else f"{table}\n\n{report.method}"
 
 
 def _provider(args: argparse.Namespace, warehouse: Any) -> Any:
@@ -371,6 +468,22 @@ def _mcp(args: argparse.Namespace, extra: list[str]) -> int:
     from costflow.services.mcp_server import serve
     from costflow.warehouse import resolve_url
 
+    if args.transport == "http":
+        from costflow.config import load_config
+        from costflow.services.mcp_http import serve_http
+        from costflow.sync.runner import SyncRequest, resolve_urls
+
+        if args.billing_account or args.sub_account:
+            raise ConfigError("over HTTP each request's bearer key decides the tenant: drop "
+                              "--billing-account/--sub-account and create keys with "
+                              "`costflow keys create --tenant T --name N`.")
+        config = load_config(args.config)
+        warehouse, metadata, _ = resolve_urls(config, SyncRequest(warehouse=args.warehouse,
+                                                                  metadata=args.metadata))
+        serve_http(config, warehouse, metadata, host=args.host, port=args.port,
+                   provider_scope=args.provider, rate=args.rate, burst=args.burst,
+                   audit_path=args.audit_log)
+        return 0
     serve(resolve_url(args.warehouse), _tenant(args), args.provider)
     return 0
 

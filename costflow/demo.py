@@ -4,7 +4,9 @@ It writes realistic sample exports (the generators', not real data) for one prov
 two-month AWS legacy CUR delivery by default, or GCP billing export files, or Azure EA
 actual + amortized exports — ingests them with the same pipeline and warehouse a user gets, and
 prints what a FinOps engineer looks at first: costs by service and by sub account, reconciled
-to the source to the last decimal.
+to the source to the last decimal. It ends by writing the HTML cost report of the demo months
+(`costflow report`: charts, month-over-month, forecast band, reconciliation of the loads) and
+printing its path, the page to open and send.
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ from costflow.pipelines.ingest import run
 from costflow.pipelines.report import format_summary
 from costflow.providers import CATALOG
 from costflow.services.costs import costs_by_dimension
-from costflow.text import exact, render_table
+from costflow.services.report import gather
+from costflow.services.report_html import write as write_report
+from costflow.text import exact, render_costs
 from costflow.warehouse import connect, resolve_url
+
+REPORT = "cost-report.html"
 
 
 def run_demo(rows: int = 50_000, out_dir: str | None = None, warehouse: str | None = None,
-             provider: str = "aws") -> str:
-    """Generate, ingest, query; returns the text to print."""
+             provider: str = "aws", report_path: str = REPORT) -> str:
+    """Generate, ingest, query, write the cost report; returns the text to print."""
     writer = CATALOG.provider(provider).demo
     if writer is None:
         raise ConfigError(f"provider {provider!r} has no demo exports; choose one of "
@@ -50,11 +56,17 @@ def run_demo(rows: int = 50_000, out_dir: str | None = None, warehouse: str | No
             table = costs_by_dimension(wh, exports.start, exports.end, group_by=group_by)
             found = table.to_pylist()
             if group_by == ["service"]:
-                found = sorted(found, key=lambda r: r["cost"], reverse=True)[:10]
-            shown = render_table(found, table.column_names, "table")
+                top = sorted(found, key=lambda r: r["cost"], reverse=True)[:10]
+                if len(top) < len(found):
+                    title += f" (the top {len(top)} of {len(found)}; totals of these)"
+                found = top
+            shown = render_costs(found, table.column_names, "table")
             lines += [f"{title} (BilledCost):", shown, ""]
+        page = write_report(gather(wh, exports.start, exports.end), report_path)
     finally:
         wh.close()
     lines.append(f"warehouse: {url}. Next: costflow query costs --start {exports.start} "
                  f"--end {exports.end} --group-by service,region")
+    lines.append(f"cost report: {page.resolve()} (open it in a browser; `costflow report "
+                 f"--start {exports.start} --end {exports.end}` writes it again)")
     return "\n".join(lines)

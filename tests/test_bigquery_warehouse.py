@@ -156,8 +156,9 @@ def test_ensure_schema_creates_partitioned_clustered_tables_and_the_views() -> N
     view = sqlglot.parse_one(views["create_view_focus_v1_2"], read="bigquery")
     assert view.this.sql("bigquery") == f"`{PROJECT}`.`{DATASET}`.`focus_v1_2`"
     assert len(view.expression.expressions) == 57
-    assert view.expression.find(exp.Table).sql("bigquery") == (
-        f"`{PROJECT}`.`{DATASET}`.`cost_line_items`")
+    assert [t.sql("bigquery") for t in view.expression.find_all(exp.Table)] == [
+        f"`{PROJECT}`.`{DATASET}`.`cost_line_items` AS c",
+        f"`{PROJECT}`.`{DATASET}`.`account_names`"]
 
 
 def _older_table(spec, drop_last: int) -> bigquery.Table:
@@ -175,9 +176,9 @@ def test_ensure_schema_appends_the_columns_an_older_table_lacks() -> None:
     assert fields == ["schema"] and table.table_id == "cost_line_items"
     assert [f.name for f in table.schema] == list(COST_LINE_ITEMS.names)
     assert [(f.name, f.field_type, f.mode) for f in table.schema[-3:]] == [
-        ("x_PricingUnitDescription", "STRING", "NULLABLE"),
         ("x_ConsumedUnitDescription", "STRING", "NULLABLE"),
-        ("x_PricingToBillingRate", "BIGNUMERIC", "NULLABLE")]
+        ("x_PricingToBillingRate", "BIGNUMERIC", "NULLABLE"),
+        ("x_ProviderColumns", "JSON", "NULLABLE")]
 
 
 def test_ensure_schema_refuses_a_table_it_cannot_upgrade_in_place() -> None:

@@ -38,11 +38,13 @@ def test_costs_table_keeps_the_old_flags_and_adds_scope(url, capsys) -> None:
     code, out, _ = cli(capsys, "query", "costs", *NOV, "--group-by", "provider",
                        "--filter", "currency=USD", "--warehouse", url)
     assert code == 0
-    assert out.splitlines() == [
-        "provider      BillingCurrency  cost  rows",
-        "------------  ---------------  ----  ----",
-        "AWS           USD              12.5     3",
-        "Google Cloud  USD                 6     2",
+    assert out.splitlines() == [  # rounded to cents for display, largest first, a total
+        "provider      BillingCurrency   cost  rows",
+        "------------  ---------------  -----  ----",
+        "AWS           USD              12.50     3",
+        "Google Cloud  USD               6.00     2",
+        "------------  ---------------  -----  ----",
+        "total         USD              18.50     5",
     ]
     code, out, _ = cli(capsys, "query", "costs", *NOV, "--group-by", "tag:team",
                        "--billing-account", AWS_ACCT, "--format", "csv", "--warehouse", url)

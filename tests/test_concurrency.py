@@ -115,8 +115,10 @@ def test_a_query_waits_out_a_short_commit_and_answers(fixture_path, holder, caps
                          "--filter", "currency=USD", "--warehouse", f"duckdb:///{fixture_path}")
     assert code == 0, err
     assert time.monotonic() - holder[0].held_at >= 0.9  # it really waited
-    assert out.splitlines()[2:] == ["AWS           USD              12.5     3",
-                                    "Google Cloud  USD                 6     2"]
+    assert out.splitlines()[2:] == ["AWS           USD              12.50     3",
+                                    "Google Cloud  USD               6.00     2",
+                                    "------------  ---------------  -----  ----",
+                                    "total         USD              18.50     5"]
 
 
 def test_an_mcp_tool_call_during_a_commit_says_why(fixture_path, holder, monkeypatch) -> None:

@@ -376,7 +376,8 @@ def test_a_retried_commit_of_the_same_run_is_idempotent(wh, tmp_path) -> None:
 def test_a_warehouse_of_an_older_costflow_is_upgraded_in_place(wh, tmp_path) -> None:
     commit(wh, tmp_path, "run-1", november())
     with wh.connection() as con:  # the layout before x_Commitment*, the units and high water
-        for table, column in (("cost_line_items", "x_PricingToBillingRate"),
+        for table, column in (("cost_line_items", "x_ProviderColumns"),
+                              ("cost_line_items", "x_PricingToBillingRate"),
                               ("cost_line_items", "x_ConsumedUnitDescription"),
                               ("cost_line_items", "x_PricingUnitDescription"),
                               ("cost_line_items", "x_ProjectAncestors"),

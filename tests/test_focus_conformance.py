@@ -23,6 +23,7 @@ from costflow.quality.expectations import build_checks
 from costflow.quality.gate import QualityGate
 from costflow.schemas.focus import focus_columns
 from costflow.services.focus_export import DATA_FILE, METADATA_FILE
+from costflow.warehouse import connect
 from tests.conftest import require_shared
 
 Sources = Callable[[Path], list[Path]]
@@ -70,10 +71,30 @@ def _export(tmp_path: Path, sources: Sources, flags: list[str]) -> Path:
     source_args = [a for s in sources(tmp_path) for a in ("--source", str(s))]
     warehouse = f"duckdb:///{tmp_path}/w.duckdb"
     assert main(["-q", "ingest", *source_args, "--warehouse", warehouse, *flags]) == 0
+    _name_aws_accounts(tmp_path, warehouse)
     out = tmp_path / "focus"
     assert main(["export", "--focus-version", "1.2", "--out", str(out),
                  "--warehouse", warehouse]) == 0
     return out
+
+
+def _name_aws_accounts(tmp_path: Path, warehouse: str) -> None:
+    """What a user of the legacy CUR does (it names no account): store the AWS account names
+    from a CSV mapping (`costflow account-names`), which the FOCUS views then show. Only AWS
+    accounts: a missing name of another provider stays a failure."""
+    wh = connect(warehouse)
+    try:
+        ids = wh.query("SELECT DISTINCT SubAccountId AS id FROM cost_analytics.cost_line_items "
+                       "WHERE x_SourceProvider = 'aws' AND SubAccountId IS NOT NULL "
+                       "AND SubAccountName IS NULL").column("id").to_pylist()
+    finally:
+        wh.close()
+    if ids:
+        mapping = tmp_path / "aws-account-names.csv"
+        mapping.write_text("account_id,account_name\n" + "".join(
+            f"{i},Member account {i[-4:]}\n" for i in sorted(ids)))
+        assert main(["account-names", "--provider", "aws", "--from-csv", str(mapping),
+                     "--warehouse", warehouse]) == 0
 
 
 def _validator() -> None:
@@ -89,12 +110,12 @@ def _validator() -> None:
 # allow-list (that holds validator defects only, focus_validator.ALLOWED_FAILURES). The test
 # asserts these fail and nothing else does, so a fixed gap must leave this table.
 OPEN_GAPS: dict[str, set[str]] = {
-    "aws": {"SubAccountName-C-005-C"},
+    "aws": set(),
     "azure-ea": set(),
     "azure-actual-amortized": set(),
     "gcp": set(),
     "gcp-bulk": set(),
-    "mixed": {"SubAccountName-C-005-C"},
+    "mixed": set(),
 }
 
 
@@ -194,6 +215,7 @@ def test_mixed_export_passes_the_official_validator_with_the_common_criteria(tmp
         source_args = [a for s in sources(tmp_path) for a in ("--source", str(s))]
         assert main(["-q", "ingest", *source_args, "--warehouse", warehouse,
                      "--provider", provider]) == 0
+    _name_aws_accounts(tmp_path, warehouse)
     out = tmp_path / "focus"
     assert main(["-q", "export", "--out", str(out), "--warehouse", warehouse]) == 0
     assert focus_validator.providers_in(out / DATA_FILE) == ["AWS", "Google Cloud", "Microsoft"]

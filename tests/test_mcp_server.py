@@ -46,7 +46,9 @@ def test_every_tool_answers_correctly(warehouse_url: str) -> None:
             tools = {t.name: t for t in (await client.list_tools()).tools}
             assert set(tools) == {"get_costs", "compare_periods", "get_forecast",
                                   "get_recommendations", "get_resources", "list_dimensions",
-                                  "dimension_values", "describe_schema"}
+                                  "dimension_values", "describe_schema", "run_query",
+                                  "get_commitment_coverage", "get_commitment_utilization",
+                                  "get_anomalies", "get_costs_in_currency", "get_allocation"}
             assert "start_date" in tools["get_costs"].input_schema["required"]
 
             costs = answer(await client.call_tool("get_costs", {

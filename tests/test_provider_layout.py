@@ -14,6 +14,7 @@ from costflow import cli
 from costflow.pipelines.options import SourceOptions
 from costflow.providers import CATALOG, NAMES, PROVIDERS
 from costflow.services.tenancy import PROVIDERS as TENANCY_PROVIDERS
+from costflow.usage import USAGE_SOURCES
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "costflow"
@@ -62,7 +63,7 @@ def _choices(parser: argparse.ArgumentParser, *path: str, flag: str = "--provide
 
 def test_every_enumeration_reads_the_one_list() -> None:
     parser = cli._parser()
-    assert _choices(parser, "ingest") == list(NAMES)
+    assert _choices(parser, "ingest") == [*NAMES, *USAGE_SOURCES]  # + usage, no cost
     assert _choices(parser, "demo") == list(NAMES)
     assert _choices(parser, "recommendations", "fetch") == list(NAMES)
     assert _choices(parser, "query", "costs") == ["all", *NAMES]

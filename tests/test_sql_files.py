@@ -64,7 +64,7 @@ def test_ddl_declares_every_table_and_both_focus_views() -> None:
              if c.kind in ("TABLE", "VIEW")}
     assert kinds == {("TABLE", t.name) for t in ALL_TABLES} | {
         ("VIEW", "focus_v1_2"), ("VIEW", "focus_v1_3")}
-    views = {c.this.name: [e.name for e in c.expression.expressions]
+    views = {c.this.name: [e.alias_or_name for e in c.expression.expressions]
              for c in creates if c.kind == "VIEW"}
     assert views["focus_v1_2"] == [c.name for c in focus_columns("1.2")]
     assert len(views["focus_v1_2"]) == 57

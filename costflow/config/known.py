@@ -37,4 +37,5 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "gcp": ("gcp_billing_export_resource_v1", "gcp_billing_export_v1"),
     "azure": ("azure_cost_details", "azure_cost_query", "azure_focus"),
     "opencost": ("opencost_allocation", "opencost_csv_export"),
+    "focus": ("focus_export",),
 }

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from costflow.config import checks, known
+from costflow.config.budgets import Budget, parse_budgets
 from costflow.config.compute import ComputeConfig, ComputeSettings
 from costflow.config.problems import Problems
 from costflow.errors import ConfigError
@@ -141,6 +142,16 @@ class TenantConfig(BaseModel):
     @classmethod
     def _free_form(cls, value: dict[str, Any]) -> dict[str, Any]:
         return {k: _plain(v, k) for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _budgets(self) -> TenantConfig:
+        parse_budgets(self.policies)  # Problems at policies.budgets[i].<key>
+        return self
+
+    @property
+    def budgets(self) -> tuple[Budget, ...]:
+        """The budgets declared in ``policies.budgets`` (`costflow.config.budgets`)."""
+        return parse_budgets(self.policies)
 
 
 class SourceConfig(BaseModel):

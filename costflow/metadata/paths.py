@@ -8,6 +8,7 @@ The layout is the design's Firestore schema, kept by both backends::
     tenants/{tenant}/cloud_accounts/{account} account state written by `costflow sync`
     tenants/{tenant}/users/{user}             who may see what
     locks/{name}                              costflow's own leases (see `MetadataStore`)
+    api_keys/{key_id}                         MCP server bearer keys, hashed (services.api_keys)
 
 A path is segments joined by ``/``: a document path has an even number of them, a collection
 path an odd number. Every segment is checked here, before any backend sees it, against
@@ -146,3 +147,17 @@ def user(tenant_id: str, user_id: str) -> str:
 def lock(name: str) -> str:
     """``locks/{name}``: the document a lease is kept in."""
     return f"{LOCKS}/{check_segment(name, 'lock name')}"
+
+
+API_KEYS = "api_keys"
+
+
+def api_keys() -> str:
+    """The collection ``api_keys``: the MCP HTTP server's bearer keys, hashed
+    (`costflow.services.api_keys`), one document per key id."""
+    return API_KEYS
+
+
+def api_key(key_id: str) -> str:
+    """``api_keys/{key_id}``: one key's tenant, name, SHA-256 and revocation time."""
+    return f"{API_KEYS}/{check_segment(key_id, 'key id')}"

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     PROVIDERS: tuple[Provider, ...]
     CATALOG: Catalog
 
-NAMES: tuple[str, ...] = ("aws", "gcp", "azure", "opencost")
+NAMES: tuple[str, ...] = ("aws", "gcp", "azure", "opencost", "focus")
 
 _LOADED: dict[str, Any] = {}
 

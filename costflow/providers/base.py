@@ -62,6 +62,8 @@ class Provider:
         demo: writes realistic sample exports for `costflow demo`.
         tag_prefixes: prefixes of the tag keys the provider itself sets (FOCUS metadata
             ``ProviderTagPrefixes``), as opposed to the user's own tags.
+        account_names: fetches {sub account id: display name} from the provider's own
+            directory (AWS Organizations), for exports that carry ids only.
     """
 
     name: str
@@ -75,6 +77,7 @@ class Provider:
     forecast: Callable[..., Any] | None = None
     demo: DemoWriter | None = None
     tag_prefixes: tuple[str, ...] = ()
+    account_names: Callable[..., dict[str, str]] | None = None
 
     def __post_init__(self) -> None:
         strangers = [n.source_format for n in self.formats if n.provider != self.name]

@@ -147,7 +147,7 @@ def _x(name, type_, nullable, desc) -> Column:
 
 # Lineage, stamped on every row in one place (costflow.transforms.lineage).
 LINEAGE_COLUMNS: tuple[Column, ...] = (
-    _x("x_SourceProvider", S, False, "Provider the row came from: aws, gcp, azure or kubernetes. With BillingAccountId and BillingPeriodStart it keys the slice a load replaces."),
+    _x("x_SourceProvider", S, False, "Provider the row came from, one of costflow.providers.NAMES (aws, gcp, azure, opencost, focus); a row of a FOCUS export is the provider it names (focus when costflow has no folder for it). With BillingAccountId and BillingPeriodStart it keys the slice a load replaces."),
     _x("x_SourceFormat", S, False, "Source export format, e.g. aws_cur_legacy_csv."),
     _x("x_SourceUri", S, False, "URI of the source file or API the row was read from."),
     _x("x_SourceRowNumber", INT, False, "1-based data row number within x_SourceUri (header excluded)."),
@@ -179,6 +179,7 @@ EXTENSION_COLUMNS: tuple[Column, ...] = (
     _x("x_PricingUnitDescription", S, True, "The provider's pricing unit as exported, before PricingUnit was mapped to the FOCUS UnitFormat (GCP usage.pricing_unit, e.g. 'gibibyte month' for GiB-Months); the name Microsoft's FOCUS export uses."),
     _x("x_ConsumedUnitDescription", S, True, "The provider's usage unit as exported, before ConsumedUnit was mapped to the FOCUS UnitFormat (GCP usage.unit, e.g. 'byte-seconds' for B-Seconds)."),
     _x("x_PricingToBillingRate", D, True, "BillingCurrency units per one PricingCurrency unit as the source states it (GCP currency_conversion_rate, Azure ExchangeRatePricingToBilling); 1 where the two currencies are the same; null where the source does not say. The PricingCurrency amounts are the billing amounts divided by it (costflow.transforms.pricing_currency)."),
+    _x("x_ProviderColumns", J, True, "The source's own x_ columns that no declared column holds, as a JSON object of column name to value text, as the file wrote them (a FOCUS export's provider extensions: Microsoft's x_BillingProfileId, x_SkuMeterCategory, ...; costflow.transforms.from_focus)."),
 )
 
 COST_LINE_ITEMS = TableSpec(

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from costflow.schemas.columns import DECIMAL_PRECISION, DECIMAL_SCALE, LogicalType, TableSpec
 from costflow.schemas.focus import COST_LINE_ITEMS, focus_columns
-from costflow.schemas.operational import OPERATIONAL_TABLES
+from costflow.schemas.operational import ACCOUNT_NAMES, COST_ALLOCATIONS, OPERATIONAL_TABLES
 
 DATASET = "cost_analytics"
 ALL_TABLES: tuple[TableSpec, ...] = (COST_LINE_ITEMS, *OPERATIONAL_TABLES)
@@ -123,14 +123,50 @@ def duckdb_ddl(dataset: str = DATASET) -> str:
     return "\n".join(out)
 
 
+# focus_v1_3 shows split cost allocation (costflow.allocation): a cost_line_items row that a
+# cost_allocations row names as its origin (by these lineage columns) is replaced by its split
+# rows. Split rows whose origin is gone (the bill was re-ingested since) are not shown, so the
+# view never counts a charge twice; focus_v1_2 always shows the unsplit bill.
+ALLOCATION_VIEW = "focus_v1_3"
+ORIGIN_KEY = ("x_RunId", "x_SourceUri", "x_SourceRowNumber")
+
+
 def _view_ddl(dataset: str, verb: str) -> list[str]:
+    """The versioned FOCUS views: their columns, SubAccountName completed from account_names.
+
+    The join is on a subquery grouped by its own key, so it can never repeat a cost row; a
+    name from the user's mapping wins over one from the provider's directory.
+    """
     views = []
+    names = (f"LEFT JOIN (\n  SELECT provider, account_id,\n"
+             f"    COALESCE(MIN(CASE WHEN source = 'mapping' THEN account_name END), "
+             f"MIN(account_name)) AS account_name\n"
+             f"  FROM {dataset}.{ACCOUNT_NAMES.name}\n  GROUP BY provider, account_id\n"
+             f") AS names\n  ON names.provider = c.x_SourceProvider "
+             f"AND names.account_id = c.SubAccountId")
     for view, version in FOCUS_VIEWS.items():
-        cols = ",\n".join(f"  {c.name}" for c in focus_columns(version))
+        cols = ",\n".join(
+            "  COALESCE(c.SubAccountName, names.account_name) AS SubAccountName"
+            if c.name == "SubAccountName" else f"  c.{c.name}" for c in focus_columns(version))
         views.append(
-            f"{verb} {dataset}.{view} AS\nSELECT\n{cols}\nFROM {dataset}.{COST_LINE_ITEMS.name};\n"
+            f"{verb} {dataset}.{view} AS\nSELECT\n{cols}\n"
+            f"FROM {_view_source(dataset, view, version)} AS c\n{names};\n"
         )
     return views
+
+
+def _view_source(dataset: str, view: str, version: str) -> str:
+    """cost_line_items; for focus_v1_3, with split charges replaced by their allocated rows."""
+    lines = f"{dataset}.{COST_LINE_ITEMS.name}"
+    if view != ALLOCATION_VIEW:
+        return lines
+    split = f"{dataset}.{COST_ALLOCATIONS.name}"
+    inner = ", ".join([c.name for c in focus_columns(version)] + ["x_SourceProvider"])
+    same = " AND ".join(f"a.{k} = o.{k}" for k in ORIGIN_KEY)
+    return (f"(\n  SELECT {inner}\n  FROM {lines} AS o\n"
+            f"  WHERE NOT EXISTS (SELECT 1 FROM {split} AS a WHERE {same})\n  UNION ALL\n"
+            f"  SELECT {inner}\n  FROM {split} AS a\n"
+            f"  WHERE EXISTS (SELECT 1 FROM {lines} AS o WHERE {same})\n)")
 
 
 def docs_markdown() -> str:
@@ -172,7 +208,10 @@ def docs_markdown() -> str:
     lines += ["## Views", ""]
     for view, version in FOCUS_VIEWS.items():
         count = len(focus_columns(version))
-        lines.append(f"- `{view}`: exactly the {count} FOCUS {version} columns.")
+        split = (" Charges split by `costflow allocate` appear as their allocated rows "
+                 "(`cost_allocations`) instead of the unsplit charge."
+                 if view == ALLOCATION_VIEW else "")
+        lines.append(f"- `{view}`: exactly the {count} FOCUS {version} columns.{split}")
     return "\n".join(lines) + "\n"
 
 

@@ -7,11 +7,14 @@ whose text says what was expected (the model reads it and retries), never as a c
 plain JSON: amounts are exact decimal strings, never floats.
 
 Tools: get_costs, compare_periods, get_forecast, get_recommendations, get_resources,
-list_dimensions, dimension_values, describe_schema.
+list_dimensions, dimension_values, describe_schema; run_query (read-only SQL over the tenant's
+`focus` rows, `sql_sandbox`), get_commitment_coverage, get_commitment_utilization
+(`commitments`). Over HTTP, one such server per tenant sits behind `mcp_http` (bearer keys).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
@@ -183,6 +186,125 @@ def build_server(warehouse: Warehouse, tenant: Tenant,
                                for name, column in DIMENSIONS.items()
                                if column in COST_LINE_ITEMS.names},
                 "currency": COST_LINE_ITEMS.column("BillingCurrency").description}
+
+    # -- run_query (issue 18): read-only SQL over the tenant's FOCUS rows -----------------------
+    @server.tool()
+    async def run_query(sql: str, max_rows: int = 200,
+                        provider: str = ALL_PROVIDERS) -> dict[str, Any]:
+        """Read-only SQL for questions the other tools do not answer.
+
+        One BigQuery-dialect SELECT over the relation `focus`: this tenant's FOCUS 1.3 rows
+        (every FOCUS column, e.g. ChargePeriodStart, BilledCost, EffectiveCost, ServiceName,
+        SubAccountId, CommitmentDiscountId, Tags as JSON) plus x_SourceProvider. CTEs, joins,
+        subqueries, UNION, GROUP BY and window functions are fine; other tables, table
+        functions, parameters and statements that are not SELECT are refused. max_rows: 1 to
+        10000 (default 200); a longer answer is cut and says truncated. Time limit 10 s.
+        Amounts are exact decimal strings; never add different BillingCurrency values.
+        """
+        from costflow.services import sql_sandbox
+
+        scope = provider_for(provider).provider
+        result = await _guard(asyncio.to_thread(
+            sql_sandbox.run_query, warehouse, tenant, sql, scope, max_rows=max_rows))
+        return to_json(result)
+
+    # -- commitments (issue 18): coverage and utilization of RIs, Savings Plans, CUDs ----------
+    @server.tool()
+    async def get_commitment_coverage(start_date: str, end_date: str,
+                                      granularity: str = "MONTHLY",
+                                      group_by: str | None = None,
+                                      provider: str = ALL_PROVIDERS) -> dict[str, Any]:
+        """Share of commitment-eligible usage covered by RIs / Savings Plans / CUDs.
+
+        Per provider, period (MONTHLY or TOTAL) and currency in [start_date, end_date);
+        group_by: service, service_category, region or sub_account (optional). Eligible usage
+        is Usage priced Standard or Committed (not spot), measured at ListCost (on-demand
+        value); coverage = covered / eligible.
+        """
+        from costflow.services.commitments import commitment_coverage
+
+        scope = provider_for(provider).provider
+        found = await _guard(asyncio.to_thread(
+            commitment_coverage, warehouse, tenant, _day(start_date, "start_date"),
+            _day(end_date, "end_date"), scope, granularity, group_by))
+        return {"coverage": to_json(found)}
+
+    @server.tool()
+    async def get_commitment_utilization(start_date: str, end_date: str,
+                                         granularity: str = "MONTHLY",
+                                         provider: str = ALL_PROVIDERS) -> dict[str, Any]:
+        """Used vs unused commitment (EffectiveCost) per commitment and per provider total.
+
+        Per period (MONTHLY or TOTAL) and currency in [start_date, end_date); utilization =
+        used / (used + unused). GCP exports carry no unused rows: GCP shows only the used part.
+        """
+        from costflow.services.commitments import commitment_utilization
+
+        scope = provider_for(provider).provider
+        report = await _guard(asyncio.to_thread(
+            commitment_utilization, warehouse, tenant, _day(start_date, "start_date"),
+            _day(end_date, "end_date"), scope, granularity))
+        return to_json(report)
+
+    # -- anomalies and reporting currency (issue 16) --------------------------------------------
+    @server.tool()
+    async def get_anomalies(start_date: str, end_date: str, group_by: list[str] | None = None,
+                            metric: str = DEFAULT_METRIC,
+                            provider: str = ALL_PROVIDERS) -> dict[str, Any]:
+        """Days in [start_date, end_date) whose cost departs from its weekly baseline.
+
+        Per group of group_by (default ["service"]; e.g. ["service", "sub_account"]) and
+        currency: actual, expected (median of the same weekdays over the 28 days before),
+        difference, share_of_period and kind: spike, drop, level_shift, new or disappeared.
+        """
+        from costflow.services.anomalies import find_anomalies
+
+        scope = provider_for(provider).provider
+        report = await _guard(asyncio.to_thread(
+            find_anomalies, warehouse, tenant, _day(start_date, "start_date"),
+            _day(end_date, "end_date"), list(group_by or ["service"]), scope, metric))
+        return to_json(report)
+
+    @server.tool()
+    async def get_costs_in_currency(start_date: str, end_date: str, currency: str,
+                                    group_by: list[str] | None = None,
+                                    filters: dict[str, list[str]] | None = None,
+                                    metric: str = DEFAULT_METRIC,
+                                    provider: str = ALL_PROVIDERS,
+                                    max_rate_age_days: int = 7) -> dict[str, Any]:
+        """Costs in [start_date, end_date) converted to one currency (e.g. "EUR").
+
+        Each charge day's amounts use that day's exchange rate (else the latest earlier one
+        within max_rate_age_days); amounts without a rate are listed under "unconvertible" in
+        their own currency (not in the total). "rates" lists every rate used and its source.
+        """
+        from costflow.services.rates_convert import convert_costs
+
+        scope = provider_for(provider).provider
+        result = await _guard(asyncio.to_thread(
+            convert_costs, warehouse, _day(start_date, "start_date"),
+            _day(end_date, "end_date"), list(group_by or []), currency, filters, metric,
+            tenant=tenant, provider=scope, max_age_days=max_rate_age_days))
+        return to_json(result)
+
+    # -- Kubernetes cost allocation (issue 13) --------------------------------------------------
+    @server.tool()
+    async def get_allocation(start_date: str, end_date: str, cluster: str | None = None,
+                             namespace: str | None = None,
+                             workload: str | None = None) -> dict[str, Any]:
+        """Cluster costs split onto Kubernetes workloads (costflow allocate), [start, end).
+
+        Per cluster, namespace and workload (idle capacity and unclaimed volumes as their own
+        rows) and currency: billed_cost and effective_cost; per cluster the idle share
+        (idle / all split cost); per namespace the efficiency (CPU and memory used / requested).
+        Splits sum exactly to the cloud bill's node charges.
+        """
+        from costflow.services.allocation import get_allocation as allocation
+
+        report = await _guard(asyncio.to_thread(
+            allocation, warehouse, tenant, _day(start_date, "start_date"),
+            _day(end_date, "end_date"), cluster, namespace, workload))
+        return to_json(report)
 
     return server
 

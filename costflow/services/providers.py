@@ -8,7 +8,8 @@ so an MCP server keeps answering while a query runs.
 
 Currencies are never added together: `get_costs` returns one `CostResult` when the rows in scope
 are in one currency and otherwise raises `MixedCurrencyError` naming each currency's total (and
-how to pick one); `get_costs_per_currency` returns one result per currency.
+how to pick one); `get_costs_per_currency` returns one result per currency, and
+`get_costs_in_currency` converts every amount to one reporting currency at query time.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from costflow.models import (
 from costflow.schemas.operational import RECOMMENDATION_CATEGORIES, RECOMMENDATION_STATES
 from costflow.services import forecast as forecasting
 from costflow.services.costs import DIMENSIONS, METRICS, costs_by_dimension
+from costflow.services.rates import DEFAULT_MAX_AGE_DAYS
+from costflow.services.rates_convert import ConvertedCosts, convert_costs
 from costflow.services.tenancy import Tenant, check_provider, scope_params
 from costflow.warehouse import sqlfiles
 from costflow.warehouse.base import Warehouse
@@ -102,8 +105,9 @@ class WarehouseCostProvider:
             raise MixedCurrencyError(
                 f"the costs from {start_date} to {end_date} are billed in {len(results)} "
                 f"currencies ({totals}); amounts in different currencies are never added. Pick "
-                "one with filters={'currency': ['USD']} (CLI: --filter currency=USD) or ask "
-                "for one result per currency (get_costs_per_currency).")
+                "one with filters={'currency': ['USD']} (CLI: --filter currency=USD), ask "
+                "for one result per currency (get_costs_per_currency) or convert them to one "
+                "currency (get_costs_in_currency; CLI: --currency EUR).")
         if results:
             return results[0]
         return CostResult(self.provider, _only_currency(filters), TimePeriod(start_date, end_date),
@@ -129,6 +133,28 @@ class WarehouseCostProvider:
             tenant=self.tenant, provider=self.provider, usage=True)
         return _cost_results(table, self.provider, TimePeriod(start_date, end_date), metric,
                              granularity, group_by, time_dim)
+
+    async def get_costs_in_currency(self, start_date: date, end_date: date, currency: str,
+                                    group_by: list[str] | None = None,
+                                    filters: dict[str, list[str]] | None = None, *,
+                                    granularity: str = "TOTAL", metric: str = DEFAULT_METRIC,
+                                    max_rate_age_days: int = DEFAULT_MAX_AGE_DAYS,
+                                    ) -> ConvertedCosts:
+        """Costs of [start_date, end_date) converted to ``currency`` at query time.
+
+        The answer to a mix of billing currencies: each charge day's amount is converted with
+        that day's rate under the policy of `costflow.services.rates`; what has no rate is
+        returned as unconvertible in its own currency, and every rate used is listed.
+        """
+        if granularity not in GRANULARITIES:
+            raise ConfigError(f"unknown granularity {granularity!r}; allowed: "
+                              f"{', '.join(GRANULARITIES)}.")
+        time_dim = GRANULARITIES[granularity]
+        dims = [time_dim, *(group_by or [])] if time_dim else list(group_by or [])
+        return await asyncio.to_thread(
+            convert_costs, self.warehouse, start_date, end_date, dims, currency, filters,
+            metric, tenant=self.tenant, provider=self.provider,
+            max_age_days=max_rate_age_days)
 
     # -- forecast ---------------------------------------------------------------------------
 

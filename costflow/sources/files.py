@@ -190,6 +190,13 @@ def _glob_base(pattern: str) -> tuple[str, list[str]]:
     return (base or "/"), rest
 
 
+def local_glob(pattern: str, notes: list[str] | None = None) -> list[str]:
+    """The files a local glob (``**`` for any depth) names, walked without following links to
+    folders (they can loop: `glob.glob` then never ends); what was skipped goes to ``notes``.
+    Every planner that expands a user's local glob uses this one."""
+    return _glob(pattern, notes)
+
+
 def _glob(pattern: str, notes: list[str] | None) -> list[str]:
     """A local glob (``**`` for any depth) walked without following links to folders."""
     base, rest = _glob_base(pattern)

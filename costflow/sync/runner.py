@@ -34,6 +34,7 @@ from costflow.metadata import connect as connect_metadata
 from costflow.metadata import resolve_url as metadata_url
 from costflow.secrets import resolve_url as secrets_url
 from costflow.sync import lock as sync_lock
+from costflow.sync.budgets import check_after_sync
 from costflow.sync.child import Child, Outcome, child_env, ingest_command, one_paragraph
 from costflow.sync.lock import SyncBusy
 from costflow.sync.plan import SyncItem, due, plan_sync
@@ -86,6 +87,8 @@ class SyncResult:
     finished_at: datetime | None = None
     interrupted: bool = False
     lock_lost: str | None = None
+    budgets: Any = None               # costflow.services.budgets.BudgetCheck, after the loads
+    budget_error: str | None = None
 
     @property
     def exit_status(self) -> int:
@@ -137,6 +140,9 @@ def run_sync(config: CostflowConfig, request: SyncRequest,
             _plan_only(result, items, store, secrets, request.due_only, now)
         else:
             _run_locked(result, items, store, config, warehouse, secrets, request.due_only, now)
+            if not result.interrupted and not result.lock_lost:
+                result.budgets, result.budget_error = check_after_sync(
+                    config, request.tenants, warehouse, store, secrets)
     finally:
         if own_store:
             store.close()

@@ -50,7 +50,8 @@ def render_summary(result: SyncResult, fmt: str = "table") -> str:
             "dry_run": result.dry_run, "due_only": result.due_only,
             "parallel": result.parallel, "counts": counts(result),
             "interrupted": result.interrupted, "lock_lost": result.lock_lost,
-            "exit_status": result.exit_status, "sources": summary_rows(result)}, indent=2)
+            "exit_status": result.exit_status, "sources": summary_rows(result),
+            "budgets": _budgets_json(result)}, indent=2)
     table = [{**row, "run id": row["run_id"] or "",
               "rows": "" if row["rows"] is None else row["rows"],
               "note": _short(row["error"] or row["note"] or "")}
@@ -62,8 +63,24 @@ def render_summary(result: SyncResult, fmt: str = "table") -> str:
         lines += [f"  {r.item.label}: {r.outcome.error}" for r in failed]
     if result.lock_lost:
         lines += ["", f"stopped: {result.lock_lost}"]
+    if result.budgets is not None:
+        from costflow.services.budgets import render_check
+
+        lines += ["", "budgets:", render_check(result.budgets, "table")]
+    if result.budget_error:
+        lines += ["", f"budgets not checked: {result.budget_error}"]
     lines += ["", _closing(result)]
     return "\n".join(lines)
+
+
+def _budgets_json(result: SyncResult) -> dict[str, Any] | None:
+    """The post-sync budget check (`costflow.sync.budgets`), when one ran or failed."""
+    if result.budgets is not None:
+        from costflow.services.budgets import render_check
+
+        loaded: dict[str, Any] = json.loads(render_check(result.budgets, "json"))
+        return loaded
+    return {"error": result.budget_error} if result.budget_error else None
 
 
 def _closing(result: SyncResult) -> str:

@@ -52,6 +52,10 @@ class Mapped:
         columns: values for `cost_line_items` columns (FOCUS and provider `x_` columns, not the
             lineage columns). Columns left out are null.
         errors: rows that could not be mapped, with the reason.
+        providers: each row's provider (``x_SourceProvider``, the first part of its slice key)
+            when the rows of one file belong to several providers, as in a FOCUS export holding
+            AWS, Microsoft and Oracle rows; None (every other format): every row is the file's
+            provider (`BatchContext.provider`).
         source_basis: the source's own invoice-basis amount per row (for CUR,
             lineItem/UnblendedCost) as decimal128(38, 18), null where it is unparseable. Its
             per-slice sum is what reconciliation compares with the warehouse.
@@ -60,10 +64,16 @@ class Mapped:
     columns: dict[str, pa.Array]
     source_basis: pa.Array
     errors: list[RowError] = field(default_factory=list)
+    providers: pa.Array | None = None
 
 
 class Normalizer(Protocol):
-    """One provider export format (e.g. AWS legacy CUR CSV) mapped to the unified schema."""
+    """One provider export format (e.g. AWS legacy CUR CSV) mapped to the unified schema.
+
+    A normalizer that reads any provider's file (a FOCUS export) sets the optional class
+    attribute ``reads_any_provider = True``: detection then prefers a provider's own format
+    whose header matches too (`costflow.transforms.formats.FormatRegistry.detect`).
+    """
 
     provider: ClassVar[str]        # "aws", "gcp", "azure", "kubernetes"
     source_format: ClassVar[str]   # e.g. "aws_cur_legacy"; unique among all providers

@@ -4,7 +4,9 @@ Shared by every provider, so no normalizer repeats it: conform the mapped column
 complete the PricingCurrency columns (`costflow.transforms.pricing_currency`), apply the hard
 rules, split failing rows off as dead letters (with every reason, the source location and the
 raw record), stamp lineage, and count per slice what was read, loaded and dead-lettered, with
-the source's invoice basis beside the BilledCost loaded.
+the source's invoice basis beside the BilledCost loaded. A slice's provider is the row's
+``x_SourceProvider``: the file's provider, or each row's own when the normalizer gives them
+(`Mapped.providers`: a FOCUS file holding several providers' rows).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def finalize(batch: pa.RecordBatch, mapped: Mapped, ctx: BatchContext) -> Finali
     # Every row left satisfies the declared nullability, so it takes the strict schema.
     rows = pa.Table.from_arrays(table.filter(good).columns, schema=ROW_SCHEMA)
     dead = _dead_letters(batch, table, mapped.source_basis, errors, failed)
-    slices = _slice_stats(ctx.provider, table, mapped.source_basis, good)
+    slices = _slice_stats(table, mapped.source_basis, good)
     if line_items is not None and rows.num_rows < n:
         line_items = line_items.filter(good)
     return Finalized(rows=rows, dead_letters=dead, slices=slices, line_items=line_items)
@@ -77,6 +79,8 @@ def _conform(mapped: Mapped, ctx: BatchContext, n: int) -> pa.Table:
     if unknown:
         raise ValueError(f"normalizer produced undeclared columns: {sorted(unknown)}")
     lineage = lineage_arrays(ctx, n)
+    if mapped.providers is not None:  # a file of several providers: each row's own
+        lineage["x_SourceProvider"] = _dense(mapped.providers)
     arrays = []
     for field in ROW_SCHEMA:
         if field.name in lineage:
@@ -195,7 +199,7 @@ def _jsonable(record: dict[str, object]) -> dict[str, object]:
             for k, v in record.items()}
 
 
-def _slice_stats(provider: str, table: pa.Table, basis: pa.Array,
+def _slice_stats(table: pa.Table, basis: pa.Array,
                  good: pa.BooleanArray) -> dict[SliceKey, SliceStats]:
     money = ARROW_TYPES[COST_LINE_ITEMS.column("BilledCost").type]
     zero = pa.scalar(Decimal(0), type=money)
@@ -204,19 +208,20 @@ def _slice_stats(provider: str, table: pa.Table, basis: pa.Array,
     billed = pc.if_else(good, pc.fill_null(table.column("BilledCost"), zero), zero)
     dead_cost = pc.if_else(good, zero, pc.fill_null(basis, zero))
     keyed = pa.table({
+        "provider": table.column("x_SourceProvider"),  # the file's, or each row's (Mapped)
         "account": table.column("BillingAccountId"),
         "period": table.column("BillingPeriodStart"),
         "basis": pc.fill_null(basis, zero),
         "basis_null": pc.cast(pc.is_null(basis), pa.int64()),
         "loaded": loaded, "dead": dead, "billed": billed, "dead_cost": dead_cost,
     })
-    grouped = keyed.group_by(["account", "period"], use_threads=False).aggregate([
+    grouped = keyed.group_by(["provider", "account", "period"], use_threads=False).aggregate([
         ("loaded", "count"), ("loaded", "sum"), ("dead", "sum"), ("basis", "sum"),
         ("basis_null", "sum"), ("billed", "sum"), ("dead_cost", "sum"),
     ])
     out: dict[SliceKey, SliceStats] = {}
     for g in grouped.to_pylist():
-        key = SliceKey(provider, g["account"], g["period"])
+        key = SliceKey(g["provider"], g["account"], g["period"])
         out[key] = SliceStats(
             rows_read=g["loaded_count"], rows_loaded=g["loaded_sum"],
             rows_dead_lettered=g["dead_sum"], source_basis=g["basis_sum"] or ZERO,

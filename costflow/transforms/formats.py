@@ -53,6 +53,11 @@ class FormatRegistry:
         """The normalizer whose format matches a file's header, optionally within one provider."""
         candidates = [n for n in self._by_name.values() if provider in (None, n.provider)]
         matches = [n for n in candidates if n.detect(columns)]
+        if len(matches) > 1:
+            # A reader of any provider's file (``reads_any_provider``: a FOCUS export) yields to
+            # the provider's own format when that one matches too (AWS's FOCUS export).
+            own = [n for n in matches if not getattr(n, "reads_any_provider", False)]
+            matches = own or matches
         if not matches and provider:
             # A provider-neutral header (a plain FOCUS file) is that provider's only when the
             # user names the provider (from_focus.FocusExportNormalizer.detect_unmarked).

@@ -5,7 +5,13 @@ Everything costflow knows about AWS is in this folder and is declared once, belo
 
 from __future__ import annotations
 
-from costflow.providers.aws import compute_optimizer, cost_explorer_api, forecast, s3
+from costflow.providers.aws import (
+    compute_optimizer,
+    cost_explorer_api,
+    forecast,
+    organizations,
+    s3,
+)
 from costflow.providers.aws.cost_explorer import AwsCostExplorerNormalizer
 from costflow.providers.aws.cur import (
     AwsCur2Normalizer,
@@ -31,4 +37,6 @@ PROVIDER = Provider(
     demo=write_demo,
     # aws: tags AWS generates; user: user-defined cost allocation tags (CUR's own prefix).
     tag_prefixes=("aws:", "user:"),
+    # The legacy CUR names no account: AWS Organizations does (SubAccountName in the views).
+    account_names=organizations.fetch_account_names,
 )

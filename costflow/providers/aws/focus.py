@@ -1,10 +1,13 @@
 """AWS's own FOCUS export (Data Exports ``FOCUS_1_0_AWS`` / ``FOCUS_1_2_AWS``) loaded as is.
 
-Why this module exists: the FOCUS-export mapping is shared (`focus_export`: exact types, UTC,
-map columns as JSON, the 1.3 provider columns with the Marketplace rule); this module only says
-how AWS's export is recognized (its own ``x_`` columns) and fills the 1.2 BillingAccountType a
-1.0 export lacks. AWS's ``x_`` columns the schema declares (x_ServiceCode, x_UsageType,
-x_Operation, x_CostCategories, x_Discounts) are kept by the shared mapping.
+Why this module exists: the FOCUS reader is shared (`costflow.transforms.from_focus`: exact
+types, UTC, ``NULL`` text, 1.0-1.3 column sets, map columns as JSON, the FOCUS rules as dead
+letters, the 1.3 provider columns with the Marketplace rule); this module is its AWS fix-ups:
+how AWS's export is recognized (its own ``x_`` columns), that its rows are AWS's only, and the
+1.2 BillingAccountType a 1.0 export lacks. A file of several providers' rows is read by
+``--provider focus`` (`costflow.providers.focus`) instead. AWS's ``x_`` columns the schema
+declares (x_ServiceCode, x_UsageType, x_Operation, x_CostCategories, x_Discounts) are kept by
+the shared reader.
 
 [PF §2.5] = ../shared/reference/provider_formats.md §2.5 (columns, types, 1.2 additions).
 """

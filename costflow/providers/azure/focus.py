@@ -1,9 +1,10 @@
 """Microsoft's FOCUS export (Cost Management dataset ``FocusCost``) loaded as is.
 
 Why this module exists: Microsoft exports FOCUS directly (versions 1.0-preview, 1.0, 1.0r2,
-1.2-preview, 1.2; CSV, CSV.gz or Parquet) [PF §3.2]. The mapping is shared with AWS's FOCUS
-export (`focus_export`); this module only says how Microsoft's export is recognized and what it
-adds:
+1.2-preview, 1.2; CSV, CSV.gz or Parquet) [PF §3.2]. The reader is shared with every FOCUS
+export (`costflow.transforms.from_focus`); this module is its Microsoft fix-ups: how Microsoft's
+export is recognized, that its rows are Microsoft's only (a file of several providers' rows is
+read by ``--provider focus``), and what it adds:
 
 * recognized by Microsoft's own ``x_`` columns (x_BillingProfileId, x_SkuMeterCategory,
   x_ResourceGroupName, ...) [PF §3.2, finops-toolkit ``focuscost_1.0.json``];
@@ -14,8 +15,8 @@ adds:
   x_ContractedCostInUsd) have no FOCUS column; they are metrics, so they go to
   x_ProviderMetrics as exact decimal text with a ``<metric>Unit`` of ``USD``. Microsoft's other
   ``x_`` columns (identifiers and names such as x_BillingProfileId, x_InvoiceSectionName,
-  x_SkuMeterCategory, x_PricingSubcategory) have no declared column and are not kept: the
-  schema is the one source of truth, and they are not amounts;
+  x_SkuMeterCategory, x_PricingSubcategory) have no declared column: the shared reader keeps
+  them, as written, in x_ProviderColumns;
 * BillingAccountType (1.2) is derived when a 1.0 export lacks it: for MCA, BillingAccountId is
   the billing *profile* (``.../billingAccounts/<a>/billingProfiles/<p>``), for EA the billing
   account (enrollment) [PF §3.2, finops-toolkit ``docs-mslearn/focus/mapping.md``].

@@ -23,7 +23,6 @@ declares `plan_saved` as a local layout, so ``.json`` stays GCP's suffix for oth
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -36,6 +35,7 @@ import pyarrow.compute as pc
 
 from costflow.errors import SourceError
 from costflow.providers.opencost.planned import PROVIDER, OpencostSourceFile, with_planner_columns
+from costflow.sources import files
 from costflow.sources.contract import Plan, PlanRequest, SourceCatalog, SourceFile
 from costflow.transforms.arrow_text import as_text
 
@@ -238,8 +238,8 @@ def _saved_candidates(pattern: str) -> list[str] | None:
     if "://" in pattern:
         return None
     if any(c in pattern for c in "*?["):
-        return sorted(p for p in glob.glob(pattern, recursive=True)
-                      if p.lower().endswith(".json") and os.path.isfile(p)) or None
+        return sorted(p for p in files.local_glob(pattern)
+                      if p.lower().endswith(".json")) or None
     if os.path.isfile(pattern):
         return [pattern] if pattern.lower().endswith(".json") else None
     if os.path.isdir(pattern):

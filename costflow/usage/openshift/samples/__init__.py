@@ -1,0 +1,1 @@
+"""Sample OpenShift usage payloads (`costflow.usage.openshift.samples.cluster`)."""
