@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from costflow.commands.flags import add_config, metadata_store
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``costflow accounts`` with its ``import`` and ``list`` subcommands."""
@@ -25,21 +27,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                               "load, staleness, consecutive failures.")
     listing.add_argument("--format", choices=["table", "json"], default="table")
     for command in (imp, listing):
-        command.add_argument("--config", help="costflow.yaml (default: $COSTFLOW_CONFIG, else "
-                                              "./costflow.yaml).")
-        command.add_argument("--metadata", help="Metadata store URL (default: the config's).")
+        add_config(command, "metadata")
 
 
 def run(args: argparse.Namespace) -> int:
     """Import or list; returns 0."""
-    from costflow.config import load_config
-    from costflow.metadata import connect
     from costflow.sync.accounts import import_config, list_accounts, render_accounts
-    from costflow.sync.runner import SyncRequest, resolve_urls
 
-    config = load_config(args.config)
-    _, metadata, _ = resolve_urls(config, SyncRequest(metadata=args.metadata))
-    store = connect(metadata)
+    config, store, metadata = metadata_store(args)
     try:
         if args.accounts == "import":
             done = import_config(config, store)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from costflow.commands.flags import CONFIG_HELP, STORES
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``costflow budgets``."""
@@ -25,8 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     check = bsub.add_parser(
         "check", help="Actual + forecast of each budget's period; alert crossed thresholds once.",
         description=__doc__.split("\n\n")[0])
-    check.add_argument("--config", help="costflow.yaml (default: $COSTFLOW_CONFIG, else "
-                                        "./costflow.yaml).")
+    check.add_argument("--config", help=CONFIG_HELP)
     check.add_argument("--tenant", action="append", default=[],
                        help="Only this tenant's budgets; repeat for more.")
     check.add_argument("--as-of", dest="as_of", type=iso_date,
@@ -34,9 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--no-notify", dest="notify", action="store_false",
                        help="Evaluate and print only: send and record no alert.")
     check.add_argument("--json", action="store_true", help="Print the result as JSON.")
-    check.add_argument("--warehouse", help="Warehouse URL (default: the config's).")
-    check.add_argument("--metadata", help="Metadata store URL (default: the config's).")
-    check.add_argument("--secrets", help="Secret store URL (default: the config's).")
+    for store in STORES:
+        check.add_argument(f"--{store}", help=STORES[store])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from costflow.commands.flags import add_config, metadata_store
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``costflow keys`` with ``create``, ``list`` and ``revoke``."""
@@ -29,22 +31,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                "request).")
     revoke.add_argument("key_id", help="The key id (`costflow keys list`).")
     for command in (create, listing, revoke):
-        command.add_argument("--config", help="costflow.yaml (default: $COSTFLOW_CONFIG, else "
-                                              "./costflow.yaml).")
-        command.add_argument("--metadata", help="Metadata store URL (default: the config's).")
+        add_config(command, "metadata")
 
 
 def run(args: argparse.Namespace) -> int:
     """Create, list or revoke; returns 0."""
-    from costflow.config import load_config
-    from costflow.metadata import connect
     from costflow.services import api_keys
-    from costflow.sync.runner import SyncRequest, resolve_urls
     from costflow.text import render_table
 
-    config = load_config(args.config)
-    _, metadata, _ = resolve_urls(config, SyncRequest(metadata=args.metadata))
-    store = connect(metadata)
+    config, store, _ = metadata_store(args)
     try:
         if args.keys == "create":
             tenant = config.tenant(args.tenant).id  # ConfigError lists the known tenants

@@ -19,6 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from costflow.commands.flags import CONFIG_HELP
 from costflow.errors import ConfigError
 
 TARGETS = ("cron", "cloud-scheduler", "airflow")
@@ -31,8 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "schedule", help="Print the sync schedule as code: crontab, Cloud Scheduler, Airflow.",
         description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--target", required=True, choices=TARGETS)
-    parser.add_argument("--config", help="costflow.yaml (default: $COSTFLOW_CONFIG, else "
-                                         "./costflow.yaml).")
+    parser.add_argument("--config", help=CONFIG_HELP)
     parser.add_argument("--out", help="Write to this file instead of stdout.")
     local = parser.add_argument_group("cron and airflow")
     local.add_argument("--workdir", help="Directory the syncs run in (default: the current "

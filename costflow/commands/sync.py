@@ -16,14 +16,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from costflow.commands.flags import CONFIG_HELP, STORES
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``costflow sync``."""
     parser = sub.add_parser(
         "sync", help="Load every configured source incrementally; one summary.",
         description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", help="costflow.yaml (default: $COSTFLOW_CONFIG, else "
-                                         "./costflow.yaml).")
+    parser.add_argument("--config", help=CONFIG_HELP)
     parser.add_argument("--tenant", action="append", default=[],
                         help="Only this tenant's accounts; repeat for more.")
     parser.add_argument("--account", action="append", default=[],
@@ -38,9 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--dry-run", dest="dry_run", action="store_true",
                         help="Say what would run; ingest, lock and record nothing.")
     parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
-    parser.add_argument("--warehouse", help="Warehouse URL (default: the config's).")
-    parser.add_argument("--metadata", help="Metadata store URL (default: the config's).")
-    parser.add_argument("--secrets", help="Secret store URL (default: the config's).")
+    for store in STORES:
+        parser.add_argument(f"--{store}", help=STORES[store])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -53,9 +53,7 @@ def store_account_names(warehouse: Warehouse, provider: str, names: Mapping[str,
     if not names:
         return 0
     warehouse.ensure_schema()
-    statements = sqlfiles.load("load/upsert_account_names.sql")
-    script = "\n".join(["BEGIN TRANSACTION;", *(f"{s.bigquery()};" for s in statements),
-                        "COMMIT TRANSACTION;"])
+    script = sqlfiles.transaction_script("load/upsert_account_names.sql")
     ids = sorted(names)
     warehouse.query(script, {"provider": provider, "source": source, "account_ids": ids,
                              "account_names": [names[i] for i in ids]})

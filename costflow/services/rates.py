@@ -132,9 +132,7 @@ def store_rates(warehouse: Warehouse, rates: list[Rate], source: str) -> int:
     if not seen:
         return 0
     warehouse.ensure_schema()
-    statements = sqlfiles.load("load/replace_exchange_rates.sql")
-    script = "\n".join(["BEGIN TRANSACTION;", *(f"{s.bigquery()};" for s in statements),
-                        "COMMIT TRANSACTION;"])
+    script = sqlfiles.transaction_script("load/replace_exchange_rates.sql")
     keys = sorted(seen)
     for first in range(0, len(keys), CHUNK):
         chunk = keys[first:first + CHUNK]

@@ -492,7 +492,12 @@ def plan_files(pattern: str, request: PlanRequest) -> Plan:
             if planned is not None:
                 return planned
     plan = Plan()
-    for uri in expand_patterns([pattern], request.catalog, plan.notes):
+    return add_inspected(plan, expand_patterns([pattern], request.catalog, plan.notes), request)
+
+
+def add_inspected(plan: Plan, uris: list[str], request: PlanRequest) -> Plan:
+    """``plan`` with each of ``uris`` inspected: a planned file, or an empty one."""
+    for uri in uris:
         source = inspect(uri, request)
         if source is None:
             plan.empty_files.append(uri)

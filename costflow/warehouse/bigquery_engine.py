@@ -179,12 +179,9 @@ class BigQueryWarehouse(Warehouse):
                               {"run_id": staged.run_id})
             checks = slices.build_checks(expected, job.result())
             slices.verdict(staged.run_id, checks)
-            statements = sqlfiles.load("load/replace_slices.sql")
-            script = "\n".join(["BEGIN TRANSACTION;"]
-                               + [f"{s.bigquery(tables)};" for s in statements]
-                               + ["COMMIT TRANSACTION;"])
+            script = sqlfiles.transaction_script("load/replace_slices.sql", tables)
             params = slices.replace_params(staged, expected, report)
-            used = set().union(*(s.parameters for s in statements))
+            used = set().union(*(s.parameters for s in sqlfiles.load("load/replace_slices.sql")))
             self._query("replace_slices", script,
                         {k: v for k, v in params.items() if k in used}).result()
         for logical in slices.STAGING_TABLES.values():
@@ -216,10 +213,7 @@ class BigQueryWarehouse(Warehouse):
         tables = self.tables()
         tables[recommendations.STAGING_NAME] = sqlfiles.table(staging, self.dataset,
                                                              self.project)
-        statements = sqlfiles.load("load/replace_recommendations.sql")
-        script = "\n".join(["BEGIN TRANSACTION;"]
-                           + [f"{s.bigquery(tables)};" for s in statements]
-                           + ["COMMIT TRANSACTION;"])
+        script = sqlfiles.transaction_script("load/replace_recommendations.sql", tables)
         try:
             self._query("replace_recommendations", script, params).result()
         finally:

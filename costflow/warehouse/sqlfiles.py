@@ -98,6 +98,15 @@ def load(relative: str) -> tuple[Statement, ...]:
     return split(read_text(relative), source=relative)
 
 
+def transaction_script(relative: str,
+                       tables: Mapping[str, exp.Table] | None = None) -> str:
+    """The statements of ``costflow/sql/<relative>`` as one BigQuery-dialect script inside
+    ``BEGIN TRANSACTION; ... COMMIT TRANSACTION;`` (BigQuery rolls the whole script back when a
+    statement fails; DuckDB runs it the same way through `Warehouse.query`)."""
+    return "\n".join(["BEGIN TRANSACTION;", *(f"{s.bigquery(tables)};" for s in load(relative)),
+                      "COMMIT TRANSACTION;"])
+
+
 @lru_cache(maxsize=16)
 def load_file(path: str) -> tuple[Statement, ...]:
     """Parse a SQL file shipped elsewhere in the package (a provider's own SQL; cached)."""

@@ -17,7 +17,7 @@ import os
 
 from costflow.errors import SourceError
 from costflow.sources.contract import Plan, PlanRequest
-from costflow.sources.files import expand_patterns, inspect
+from costflow.sources.files import add_inspected, expand_patterns
 
 PROVIDER = "focus"
 METADATA = "metadata.json"  # the name the FOCUS metadata has beside the data
@@ -55,10 +55,4 @@ def plan_dataset(pattern: str, request: PlanRequest) -> Plan | None:
     if not data:
         raise SourceError(pattern, f"holds FOCUS metadata ({METADATA}) but no data file.",
                           expected="the dataset's CSV, CSV.gz or Parquet files beside it")
-    for uri in data:
-        source = inspect(uri, request)
-        if source is None:
-            plan.empty_files.append(uri)
-        else:
-            plan.files.append(source)
-    return plan
+    return add_inspected(plan, data, request)
