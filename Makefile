@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: setup            ## generate sample CUR exports, ingest them into DuckDB, print costs
+demo: setup            ## AWS, GCP and Azure demo bills and a Kubernetes cluster: load, split, print, report
 	$(BIN)/costflow demo
 
 # Azurite (the Azure Storage emulator) for the az:// tests, installed project-locally with npm.

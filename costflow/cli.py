@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     costs.add_argument("--max-rate-age", dest="max_rate_age", type=int, default=7,
                        help="With --currency: use a rate up to this many days older than the "
                             "charge day (default 7).")
+    costs.add_argument("--allocated", action="store_true",
+                       help="Read the split view: node and volume charges split onto "
+                            "Kubernetes workloads by `costflow allocate` (same totals); "
+                            "needed for k8s:cluster, k8s:namespace, k8s:workload, "
+                            "k8s:label:<key>.")
     _scope_flags(costs)
 
     anomalies = qsub.add_parser("anomalies", help="Days whose cost departs from its weekly "
@@ -131,7 +136,11 @@ def _parser() -> argparse.ArgumentParser:
     mcp.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8765),
                      help="http: port (default $PORT, else 8765).")
     mcp.add_argument("--config", help="http: costflow.yaml declaring the tenants (default "
-                                      "$COSTFLOW_CONFIG, else ./costflow.yaml).")
+                                      "$COSTFLOW_CONFIG, else ./costflow.yaml); stdio: read "
+                                      "with --tenant.")
+    mcp.add_argument("--tenant", help="stdio: serve this tenant of the config (its accounts, "
+                                      "and its budgets for get_budgets) instead of "
+                                      "--billing-account/--sub-account.")
     mcp.add_argument("--metadata", help="http: metadata store holding the keys (default: "
                                         "the config's).")
     mcp.add_argument("--rate", type=float, default=5.0,
@@ -183,11 +192,14 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--warehouse")
 
     demo = sub.add_parser("demo", help="Generate sample exports, ingest them, print costs.")
-    demo.add_argument("--rows", type=int, default=50_000, help="Rows per month (default 50k).")
-    demo.add_argument("--provider", choices=NAMES, default="aws",
-                      help="Which provider's sample exports to generate (default aws).")
-    demo.add_argument("--out", help="Where to write the sample exports (default "
-                                    "exports/<provider>).")
+    demo.add_argument("--rows", type=int,
+                      help="Rows per month of each provider (default 10k with all, else 50k).")
+    demo.add_argument("--provider", choices=NAMES,
+                      help="Only this provider's sample exports (default: every cloud with "
+                           "demo exports, and a Kubernetes cluster on the AWS bill).")
+    demo.add_argument("--out", help="Where to write the sample exports (default: "
+                                    "exports/<provider>; a folder per provider in it when "
+                                    "all clouds are generated).")
     demo.add_argument("--warehouse")
     for command in _commands().values():
         command.add_parser(sub)
@@ -352,13 +364,17 @@ def _query_costs(args: argparse.Namespace, warehouse: Any) -> str:
 
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
     time_dim = GRANULARITIES[args.granularity]
+    if args.currency and args.allocated:
+        raise ConfigError("--allocated with --currency is not supported yet: query the split "
+                          "view in the billing currency (drop --currency), or convert the "
+                          "unsplit bill (drop --allocated).")
     if args.currency:
         return _query_costs_converted(args, warehouse,
                                       [time_dim, *group_by] if time_dim else group_by)
     table = costs_by_dimension(
         warehouse, args.start, args.end, group_by=[time_dim, *group_by] if time_dim else group_by,
         filters=_filters(args.filter) or None, metric=args.metric, tenant=_tenant(args),
-        provider=args.provider)
+        provider=args.provider, allocated=args.allocated)
     return render_costs(table.to_pylist(), table.column_names, args.format,
                         terminal=sys.stdout.isatty())
 
@@ -468,6 +484,22 @@ def _mcp(args: argparse.Namespace, extra: list[str]) -> int:
     from costflow.services.mcp_server import serve
     from costflow.warehouse import resolve_url
 
+    if args.tenant:
+        from costflow.config import load_config
+        from costflow.services.mcp_http import tenant_of
+        from costflow.sync.runner import SyncRequest, resolve_urls
+
+        if args.transport == "http":
+            raise ConfigError("--tenant is for stdio: over HTTP each request's bearer key "
+                              "decides the tenant (drop --tenant).")
+        if args.billing_account or args.sub_account:
+            raise ConfigError("--tenant takes the tenant's accounts from the config: drop "
+                              "--billing-account/--sub-account (or drop --tenant).")
+        config = load_config(args.config)
+        warehouse, _, _ = resolve_urls(config, SyncRequest(warehouse=args.warehouse))
+        serve(warehouse, tenant_of(config, args.tenant), args.provider,
+              tenant_config=config.tenant(args.tenant))
+        return 0
     if args.transport == "http":
         from costflow.config import load_config
         from costflow.services.mcp_http import serve_http
@@ -561,7 +593,7 @@ def _demo(args: argparse.Namespace, extra: list[str]) -> int:
     from costflow.demo import run_demo
 
     print(run_demo(rows=args.rows, out_dir=args.out, warehouse=args.warehouse,
-                   provider=args.provider))
+                   provider=args.provider or "all"))
     return 0
 
 

@@ -142,7 +142,7 @@ def test_two_tenants_at_once_see_only_their_accounts(served: Served) -> None:
 
     acme, globex = asyncio.run(both())
     assert {"get_costs", "run_query", "get_commitment_coverage",
-            "get_commitment_utilization"} <= acme["tools"]
+            "get_commitment_utilization", "get_budgets"} <= acme["tools"]
     for seen, account in ((acme, AWS_ACCT), (globex, GCP_BILLING)):
         truth = direct(served, f"""
             SELECT SUM(BilledCost) AS cost, ARRAY_AGG(DISTINCT SubAccountId) AS subs

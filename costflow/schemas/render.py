@@ -150,12 +150,12 @@ def _view_ddl(dataset: str, verb: str) -> list[str]:
             if c.name == "SubAccountName" else f"  c.{c.name}" for c in focus_columns(version))
         views.append(
             f"{verb} {dataset}.{view} AS\nSELECT\n{cols}\n"
-            f"FROM {_view_source(dataset, view, version)} AS c\n{names};\n"
+            f"FROM {view_source(dataset, view, version)} AS c\n{names};\n"
         )
     return views
 
 
-def _view_source(dataset: str, view: str, version: str) -> str:
+def view_source(dataset: str, view: str, version: str) -> str:
     """cost_line_items; for focus_v1_3, with split charges replaced by their allocated rows."""
     lines = f"{dataset}.{COST_LINE_ITEMS.name}"
     if view != ALLOCATION_VIEW:

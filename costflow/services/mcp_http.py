@@ -156,7 +156,8 @@ class McpHttpApp:
         self.store, self.provider_scope = store, provider_scope
         self.limiter = limiter or RateLimiter()
         self.tenants = {t.id: tenant_of(config, t.id) for t in config.tenants}
-        self.servers = {tid: build_server(warehouse, tenant, provider_scope)
+        self.servers = {tid: build_server(warehouse, tenant, provider_scope,
+                                          tenant_config=config.tenant(tid))
                          for tid, tenant in self.tenants.items()}
         self._apps = {tid: server.streamable_http_app(
             streamable_http_path=MCP_PATH, json_response=True, host=host)

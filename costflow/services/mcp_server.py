@@ -7,18 +7,19 @@ whose text says what was expected (the model reads it and retries), never as a c
 plain JSON: amounts are exact decimal strings, never floats.
 
 Tools: get_costs, compare_periods, get_forecast, get_recommendations, get_resources,
-list_dimensions, dimension_values, describe_schema; run_query (read-only SQL over the tenant's
-`focus` rows, `sql_sandbox`), get_commitment_coverage, get_commitment_utilization
-(`commitments`). Over HTTP, one such server per tenant sits behind `mcp_http` (bearer keys).
+list_dimensions, dimension_values, describe_schema, get_budgets (only when started with the
+tenant's config entry); run_query (read-only SQL over the tenant's `focus` rows,
+`sql_sandbox`), get_commitment_coverage, get_commitment_utilization (`commitments`). Over HTTP,
+one such server per tenant sits behind `mcp_http` (bearer keys).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -26,7 +27,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from costflow.errors import CostflowError
 from costflow.models import to_json
 from costflow.schemas.focus import COST_LINE_ITEMS
-from costflow.services.costs import DIMENSIONS, FILTER_ONLY, METRICS, TAG_PREFIX
+from costflow.services.costs import (
+    DIMENSIONS,
+    FILTER_ONLY,
+    K8S_DIMENSIONS,
+    K8S_LABEL_PREFIX,
+    METRICS,
+    TAG_PREFIX,
+)
 from costflow.services.providers import (
     DEFAULT_METRIC,
     GRANULARITIES,
@@ -38,6 +46,9 @@ from costflow.text import exact
 from costflow.warehouse import connect
 from costflow.warehouse.base import Warehouse
 
+if TYPE_CHECKING:
+    from costflow.config import TenantConfig
+
 T = TypeVar("T")
 METRIC_GUIDE = (
     "Which cost to use: BilledCost (default) is what the invoice charges, cash basis: an upfront "
@@ -47,11 +58,27 @@ METRIC_GUIDE = (
     "ListCost is the public on-demand price (savings = ListCost - EffectiveCost). ContractedCost "
     "is the negotiated price before commitment discounts. Amounts in different currencies are "
     "never added: results come per BillingCurrency.")
+ALLOCATION_GUIDE = (
+    "Unsplit vs allocated cost: by default every tool reads the bill as the provider billed it "
+    "(FOCUS 1.2 rows; a Kubernetes node is one opaque VM charge). With allocated=true, "
+    "get_costs reads the split view (FOCUS 1.3, focus_v1_3): each node or volume charge that "
+    "`costflow allocate` split is replaced by its allocated rows, one per workload plus the "
+    "node's idle capacity (k8s:workload __idle__) or a volume's unclaimed time (__unclaimed__), "
+    "and every other charge stays as billed. The split rows of a charge add up to it exactly, "
+    "so totals with and without allocated=true are equal; only the breakdown changes. The "
+    "k8s: dimensions (k8s:cluster, k8s:namespace, k8s:workload, k8s:label:<key>) come from a "
+    "split row's AllocatedTags and exist only with allocated=true; charges that were not "
+    "split have no k8s: value (null). get_allocation adds idle shares and efficiency.")
 
 
 def build_server(warehouse: Warehouse, tenant: Tenant,
-                 provider_scope: str = ALL_PROVIDERS) -> MCPServer:
-    """An MCP server answering for ``tenant`` (and ``provider_scope``) from ``warehouse``."""
+                 provider_scope: str = ALL_PROVIDERS, *,
+                 tenant_config: TenantConfig | None = None) -> MCPServer:
+    """An MCP server answering for ``tenant`` (and ``provider_scope``) from ``warehouse``.
+
+    ``tenant_config``: the config's entry of this tenant, for what only the config declares:
+    with it the server also has `get_budgets` (the tenant's budgets); without it, no such tool.
+    """
     check_provider(provider_scope)
     server = MCPServer("costflow", instructions=(
         "Cloud costs from the costflow FOCUS warehouse. Start with list_dimensions and "
@@ -72,38 +99,42 @@ def build_server(warehouse: Warehouse, tenant: Tenant,
                         granularity: str = "TOTAL",
                         filters: dict[str, list[str]] | None = None,
                         metric: str = DEFAULT_METRIC, provider: str = ALL_PROVIDERS,
-                        ) -> dict[str, Any]:
+                        allocated: bool = False) -> dict[str, Any]:
         """Costs in [start_date, end_date) grouped by dimensions; one result per currency.
 
         group_by: names from list_dimensions or tag:<key> (e.g. ["service", "tag:team"]).
         granularity: TOTAL (default), DAILY or MONTHLY. filters: dimension -> values kept
         (also "currency"). metric: BilledCost (default), EffectiveCost, ListCost,
-        ContractedCost. provider: all, aws, gcp or azure.
+        ContractedCost. provider: all, aws, gcp or azure. allocated: true reads Kubernetes
+        node charges split onto workloads (same totals) and allows k8s:cluster,
+        k8s:namespace, k8s:workload, k8s:label:<key> (see describe_schema).
         """
         results = await _guard(provider_for(provider).get_costs_per_currency(
             _day(start_date, "start_date"), _day(end_date, "end_date"), granularity,
-            group_by, filters, metric=metric))
+            group_by, filters, metric=metric, allocated=allocated))
         return {"results": to_json(results)}
 
     @server.tool()
     async def compare_periods(base_start: str, base_end: str, compare_start: str,
                               compare_end: str, dimension: str = "service", top: int = 10,
                               metric: str = DEFAULT_METRIC, provider: str = ALL_PROVIDERS,
-                              filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+                              filters: dict[str, list[str]] | None = None,
+                              allocated: bool = False) -> dict[str, Any]:
         """What changed between two periods: totals per currency and the top drivers.
 
         Drivers are the values of ``dimension`` with the largest absolute change in cost from
-        the base period [base_start, base_end) to the compared one.
+        the base period [base_start, base_end) to the compared one. allocated: as in get_costs
+        (needed for a k8s: dimension).
         """
         if not 1 <= top <= 100:
             raise ToolError(f"top {top} must be between 1 and 100.")
         chosen = provider_for(provider)
         base = await _guard(chosen.get_costs_per_currency(
             _day(base_start, "base_start"), _day(base_end, "base_end"), "TOTAL", [dimension],
-            filters, metric=metric))
+            filters, metric=metric, allocated=allocated))
         other = await _guard(chosen.get_costs_per_currency(
             _day(compare_start, "compare_start"), _day(compare_end, "compare_end"), "TOTAL",
-            [dimension], filters, metric=metric))
+            [dimension], filters, metric=metric, allocated=allocated))
         return {"dimension": dimension, "metric": metric,
                 "currencies": _compare(base, other, dimension, top)}
 
@@ -157,6 +188,9 @@ def build_server(warehouse: Warehouse, tenant: Tenant,
             "filter_only": FILTER_ONLY,
             "tags": f"{TAG_PREFIX}<key> groups or filters by one key of the Tags JSON "
                     "(e.g. tag:team, tag:user:cost-center)",
+            "kubernetes": {**K8S_DIMENSIONS, f"{K8S_LABEL_PREFIX}<key>": "one pod label of "
+                           "the workload (e.g. k8s:label:app)",
+                           "note": "only with get_costs allocated=true (see describe_schema)"},
             "metrics": list(METRICS), "default_metric": DEFAULT_METRIC,
             "granularities": list(GRANULARITIES),
             "providers": [ALL_PROVIDERS, *PROVIDERS] if provider_scope == ALL_PROVIDERS
@@ -166,12 +200,16 @@ def build_server(warehouse: Warehouse, tenant: Tenant,
     @server.tool()
     async def dimension_values(dimension: str, start_date: str, end_date: str,
                                limit: int = 50, provider: str = ALL_PROVIDERS,
-                               ) -> dict[str, Any]:
-        """The values a dimension takes in [start_date, end_date), costliest first."""
+                               allocated: bool = False) -> dict[str, Any]:
+        """The values a dimension takes in [start_date, end_date), costliest first.
+
+        allocated: as in get_costs (needed for a k8s: dimension, e.g. k8s:namespace).
+        """
         if not 1 <= limit <= 1000:
             raise ToolError(f"limit {limit} must be between 1 and 1000.")
         results = await _guard(provider_for(provider).get_costs_per_currency(
-            _day(start_date, "start_date"), _day(end_date, "end_date"), "TOTAL", [dimension]))
+            _day(start_date, "start_date"), _day(end_date, "end_date"), "TOTAL", [dimension],
+            allocated=allocated))
         values = sorted(((b.values[dimension], r.currency, b.cost) for r in results
                          for b in r.breakdown), key=lambda v: (-v[2], str(v[0]), v[1]))
         return {"dimension": dimension, "values": [
@@ -179,8 +217,9 @@ def build_server(warehouse: Warehouse, tenant: Tenant,
 
     @server.tool()
     async def describe_schema() -> dict[str, Any]:
-        """What the cost metrics mean (Billed vs Effective vs List vs Contracted cost)."""
-        return {"guide": METRIC_GUIDE,
+        """What the cost metrics mean (Billed vs Effective vs List vs Contracted cost) and
+        allocated (Kubernetes split) vs unsplit cost."""
+        return {"guide": METRIC_GUIDE, "allocated_vs_unsplit": ALLOCATION_GUIDE,
                 "metrics": {m: COST_LINE_ITEMS.column(m).description for m in METRICS},
                 "dimensions": {name: COST_LINE_ITEMS.column(column).description
                                for name, column in DIMENSIONS.items()
@@ -306,7 +345,42 @@ def build_server(warehouse: Warehouse, tenant: Tenant,
             _day(end_date, "end_date"), cluster, namespace, workload))
         return to_json(report)
 
+    # -- budgets (issue 16): served when the server knows the tenant's config entry -----------
+    if tenant_config is not None:
+        _budget_tool(server, warehouse, tenant, provider_scope, tenant_config)
+
     return server
+
+
+def _budget_tool(server: MCPServer, warehouse: Warehouse, tenant: Tenant, provider_scope: str,
+                 config: TenantConfig) -> None:
+    """Register get_budgets: the budgets ``config`` declares, evaluated under ``tenant``."""
+
+    @server.tool()
+    async def get_budgets(as_of: str | None = None) -> dict[str, Any]:
+        """This tenant's budgets (costflow.yaml policies.budgets) in the period containing
+        as_of (YYYY-MM-DD; default today, UTC).
+
+        Per budget: amount and currency, period, scope (filters), actual (exact sum of the
+        budget's metric in its scope and currency so far), used_percent, forecast_rest and
+        projected (actual + ETS forecast of the rest of the period, when forecast is on),
+        and crossed thresholds (actual-<p>, forecast-100). Read-only: no alert is sent.
+        """
+        if provider_scope != ALL_PROVIDERS:
+            raise ToolError(f"budgets are evaluated over every provider of the tenant, and this "
+                            f"server answers for provider {provider_scope!r} only: ask a server "
+                            "started for all providers.")
+        from costflow.services.budgets import evaluate
+
+        day = _day(as_of, "as_of") if as_of is not None else datetime.now(UTC).date()
+
+        def statuses() -> list[dict[str, Any]]:
+            return [evaluate(warehouse, tenant, budget, day, tenant_name=config.id).as_json()
+                    for budget in config.budgets]
+
+        found = await _guard(asyncio.to_thread(statuses))
+        return {"tenant": config.id, "as_of": day.isoformat(), "budgets": found,
+                "crossed": any(b["crossed"] for b in found)}
 
 
 async def _guard(call: Awaitable[T]) -> T:
@@ -353,6 +427,8 @@ def connect_reader(url: str) -> Warehouse:
 
 
 def serve(url: str, tenant: Tenant, provider_scope: str = ALL_PROVIDERS,
-          connector: Callable[[str], Warehouse] = connect_reader) -> None:
+          connector: Callable[[str], Warehouse] = connect_reader, *,
+          tenant_config: TenantConfig | None = None) -> None:
     """Run the server over stdio until the client closes it."""
-    build_server(connector(url), tenant, provider_scope).run("stdio")
+    build_server(connector(url), tenant, provider_scope,
+                 tenant_config=tenant_config).run("stdio")

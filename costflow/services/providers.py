@@ -90,8 +90,11 @@ class WarehouseCostProvider:
     async def get_costs(self, start_date: date, end_date: date, granularity: str = "DAILY",
                         group_by: list[str] | None = None,
                         filters: dict[str, list[str]] | None = None, *,
-                        metric: str = DEFAULT_METRIC) -> CostResult:
+                        metric: str = DEFAULT_METRIC, allocated: bool = False) -> CostResult:
         """Costs of [start_date, end_date) in one currency, per group and day/month.
+
+        ``allocated`` reads the split view (Kubernetes allocations in place of the node
+        charges they split; needed for the ``k8s:`` dimensions); totals are the same.
 
         Raises:
             MixedCurrencyError: the rows are in several currencies; filter ``currency`` or call
@@ -99,7 +102,8 @@ class WarehouseCostProvider:
             ConfigError: unknown dimension, filter, metric or granularity; bad dates.
         """
         results = await self.get_costs_per_currency(start_date, end_date, granularity,
-                                                    group_by, filters, metric=metric)
+                                                    group_by, filters, metric=metric,
+                                                    allocated=allocated)
         if len(results) > 1:
             totals = ", ".join(f"{r.currency} {exact(r.total_cost)}" for r in results)
             raise MixedCurrencyError(
@@ -117,8 +121,10 @@ class WarehouseCostProvider:
                                      granularity: str = "DAILY",
                                      group_by: list[str] | None = None,
                                      filters: dict[str, list[str]] | None = None, *,
-                                     metric: str = DEFAULT_METRIC) -> list[CostResult]:
-        """One `CostResult` per billing currency (sorted by currency)."""
+                                     metric: str = DEFAULT_METRIC,
+                                     allocated: bool = False) -> list[CostResult]:
+        """One `CostResult` per billing currency (sorted by currency); ``allocated`` as in
+        `get_costs`."""
         group_by = list(group_by or [])
         if granularity not in GRANULARITIES:
             raise ConfigError(f"unknown granularity {granularity!r}; allowed: "
@@ -130,7 +136,7 @@ class WarehouseCostProvider:
         dims = [time_dim, *group_by] if time_dim else group_by
         table = await asyncio.to_thread(
             costs_by_dimension, self.warehouse, start_date, end_date, dims, filters, metric,
-            tenant=self.tenant, provider=self.provider, usage=True)
+            tenant=self.tenant, provider=self.provider, usage=True, allocated=allocated)
         return _cost_results(table, self.provider, TimePeriod(start_date, end_date), metric,
                              granularity, group_by, time_dim)
 

@@ -8,7 +8,9 @@ the page rounds them only where it shows them.
 
 Sections: totals per currency; daily cost per provider; top services and accounts of the last
 month in range against the month before (month-over-month); cost by the most common tag key
-(a Kubernetes namespace key when there is one); the forecast band for the 30 days after the
+(a Kubernetes namespace key when there is one); cost by Kubernetes cluster and namespace when
+`costflow allocate` has split node charges in range (the split view, `allocated=True`); the
+forecast band for the 30 days after the
 last day with charges, in the main currency; anomalies; the burn-down of each budget of the
 config's tenants; and the reconciliation of the load runs that wrote the rows shown.
 """
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("costflow.report")
 TOP = 10
 FORECAST_DAYS = 30
+FORECAST_HISTORY_DAYS = 365  # as `query forecast` (WarehouseCostProvider) fits
 NAMESPACE_KEYS = ("namespace", "k8s-namespace", "kubernetes_namespace", "k8s_namespace")
 
 # Tag objects seen in range, most frequent first (keys are picked in Python: JSON key listing
@@ -108,6 +111,7 @@ class ReportData:
     accounts: list[Change] = field(default_factory=list)
     tag_key: str | None = None
     tags: list[dict[str, Any]] = field(default_factory=list)
+    namespaces: list[dict[str, Any]] = field(default_factory=list)  # cluster, namespace, ...
     forecast_currency: str | None = None
     forecast: list[dict[str, Any]] = field(default_factory=list)   # day, cost, lower, upper
     forecast_note: str | None = None
@@ -152,6 +156,7 @@ def gather(warehouse: Warehouse, start: date, end: date, *,
     data.last_day = max((d["day"] for d in data.daily), default=None)
     _month_over_month(warehouse, data, scope)
     _tags(warehouse, data, scope, params)
+    _namespaces(warehouse, data, scope)
     _forecast(data)
     _anomalies(warehouse, data, scope)
     if tenants:
@@ -213,6 +218,18 @@ def _tags(warehouse: Warehouse, data: ReportData, scope: Tenant,
                        key=lambda r: -r["cost"])
 
 
+def _namespaces(warehouse: Warehouse, data: ReportData, scope: Tenant) -> None:
+    """Allocated cost per cluster and namespace (idle capacity and unclaimed volumes have no
+    namespace: ``None``); nothing when no charge in range was split."""
+    rows = costs_by_dimension(warehouse, data.start, data.end, ["k8s:cluster", "k8s:namespace"],
+                              tenant=scope, allocated=True).to_pylist()
+    data.namespaces = sorted(
+        ({"cluster": r["k8s:cluster"], "namespace": r["k8s:namespace"],
+          "currency": r["BillingCurrency"], "cost": r["cost"], "rows": r["rows"]}
+         for r in rows if r["k8s:cluster"] is not None),
+        key=lambda r: (r["cluster"], r["currency"], r["namespace"] is None, -r["cost"]))
+
+
 def _forecast(data: ReportData) -> None:
     currency = data.main_currency
     if currency is None:
@@ -223,6 +240,10 @@ def _forecast(data: ReportData) -> None:
         if d["currency"] == currency:
             history[d["day"]] += d["cost"]
     last = max(history)
+    # Up to a year of history, as `query forecast` fits: older days (e.g. a range spanning
+    # years with a gap) would only slow the fit down and flatten the season.
+    history = {day: cost for day, cost in history.items()
+               if (last - day).days < FORECAST_HISTORY_DAYS}
     try:
         points, *_ = forecasting.forecast(dict(history), last, last + timedelta(days=1),
                                           last + timedelta(days=1 + FORECAST_DAYS), "DAILY")

@@ -62,6 +62,7 @@ def render(data: ReportData) -> str:
     parts += _daily(data, charts)
     parts += _changes(data, charts)
     parts += _tags(data, charts)
+    parts += _namespaces(data, charts)
     parts += _forecast(data, charts)
     parts += _budgets(data, charts)
     parts += _loads(data)
@@ -177,6 +178,37 @@ def _tags(data: ReportData, charts: _Charts) -> list[str]:
     fig = go.Figure(traces)
     fig.update_layout(title=f"Cost by tag {data.tag_key} (per currency)", barmode="group")
     return [*out, charts.div(fig, "chart-tags")]
+
+
+IDLE = "(idle / unclaimed)"
+
+
+def _namespaces(data: ReportData, charts: _Charts) -> list[str]:
+    """Allocated cost per Kubernetes namespace; no section when nothing was allocated."""
+    import plotly.graph_objects as go
+
+    if not data.namespaces:
+        return []
+    out = ["<h2>Cost by Kubernetes namespace (allocated)</h2>",
+           _note("Cluster node and volume charges of the bill split onto the namespaces that "
+                 "used them (costflow allocate); idle is capacity no pod requested or used. "
+                 "Per charge the split adds up to the bill exactly.")]
+    rows = "".join(
+        f"<tr><td>{html.escape(n['cluster'])}</td>"
+        f"<td>{html.escape(n['namespace'] or IDLE)}</td>"
+        f"{_cell(n['cost'], n['currency'], namespace=n['namespace'] or IDLE)}"
+        f"<td>{html.escape(n['currency'])}</td></tr>" for n in data.namespaces)
+    out.append('<table id="namespaces"><tr><th>cluster</th><th>namespace</th>'
+               f'<th class="num">cost</th><th>currency</th></tr>{rows}</table>')
+    traces: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for n in data.namespaces:
+        traces[(n["cluster"], n["currency"])].append(n)
+    fig = go.Figure([go.Bar(name=f"{cluster} ({currency})",
+                            x=[n["namespace"] or IDLE for n in items],
+                            y=[float(n["cost"]) for n in items])
+                     for (cluster, currency), items in sorted(traces.items())])
+    fig.update_layout(title="Allocated cost by namespace", barmode="group")
+    return [*out, charts.div(fig, "chart-namespaces")]
 
 
 def _forecast(data: ReportData, charts: _Charts) -> list[str]:
