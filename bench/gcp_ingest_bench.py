@@ -9,6 +9,11 @@ warehouse's SUM(BilledCost) and row count per (BillingAccountId, BillingPeriodSt
 the generator's exact ``SUM(cost) + SUM(credits.amount)`` per (billing account, invoice month)
 and N rows with no dead letter; otherwise the benchmark fails (exit code 1).
 
+The bar: ``bench/gcp_to_focus_duckdb.sql``, one DuckDB statement (2 threads, its own process)
+turning the same file into 30 FOCUS columns with exact money (``CAST(x::VARCHAR AS
+DECIMAL(38, 18))``, credits summed the same way) and labels as JSON; its SUM(BilledCost) per
+slice is checked against the same truth, and ours is reported as a ratio of its time.
+
 Usage::
 
     python bench/gcp_ingest_bench.py --rows 1000000 [--formats parquet,jsonl] [--workdir ...]
@@ -25,11 +30,14 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from common import HERE, ROOT, run_measured, timing
 
 SUFFIX = {"parquet": ".parquet", "jsonl": ".json.gz"}
+SQL = HERE / "gcp_to_focus_duckdb.sql"
+MAPPINGS = ROOT / "costflow" / "providers" / "gcp" / "mappings"
 SLICES = """
 SELECT BillingAccountId AS account, BillingPeriodStart AS period,
        SUM(BilledCost) AS billed, SUM(EffectiveCost) AS effective, COUNT(*) AS n
@@ -74,7 +82,8 @@ def warehouse_slices(url: str) -> dict[tuple[str, str], tuple[Decimal, Decimal, 
         Decimal(r["billed"]), Decimal(r["effective"]), r["n"]) for r in rows}
 
 
-def bench_ingest(source: Path, workdir: Path, rows: int, truth: Truth) -> dict[str, Any]:
+def bench_ingest(source: Path, workdir: Path, rows: int, truth: Truth,
+                 extra: list[str] | None = None) -> dict[str, Any]:
     """``costflow ingest --provider gcp`` of ``source``, measured, then checked exactly."""
     costflow = Path(sys.executable).with_name("costflow")
     warehouse = workdir / "bench_gcp.duckdb"
@@ -82,7 +91,7 @@ def bench_ingest(source: Path, workdir: Path, rows: int, truth: Truth) -> dict[s
         stale.unlink(missing_ok=True)
     url = f"duckdb:///{warehouse}"
     run = run_measured([str(costflow), "ingest", "--provider", "gcp", "--source", str(source),
-                        "--warehouse", url, "--json"], cwd=workdir)
+                        "--warehouse", url, "--json", *(extra or [])], cwd=workdir)
     result: dict[str, Any] = {"file": source.name, "rows": rows, **timing(run, rows)}
     problems: list[str] = []
     if run["exit_code"] != 0:
@@ -110,6 +119,55 @@ def bench_ingest(source: Path, workdir: Path, rows: int, truth: Truth) -> dict[s
     return {**result, "exact": not problems, "problems": problems}
 
 
+def _literal(text: str) -> str:
+    """A SQL string literal (paths only; they come from this script, not from users)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def render_sql(source: Path, out: Path) -> str:
+    """The bar's statement for ``source`` (Parquet, or JSON lines with or without gzip)."""
+    reader = (f"read_parquet({_literal(str(source))})" if source.suffix == ".parquet" else
+              f"read_json({_literal(str(source))}, format = 'newline_delimited')")
+    return Template(SQL.read_text()).substitute(
+        reader=reader, out=_literal(str(out)),
+        **{name: _literal(str(MAPPINGS / f"gcp_{file}.csv")) for name, file in (
+            ("services", "services"), ("regions", "regions"), ("units", "units"),
+            ("types", "resource_types"))})
+
+
+def duckdb_worker(source: Path, out: Path, threads: int) -> None:
+    """Child-process body: run the one statement, print its own statement time as JSON."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(threads)}")
+    started = time.perf_counter()
+    con.execute(render_sql(source, out))
+    print(json.dumps({"statement_seconds": time.perf_counter() - started}))
+
+
+def bench_duckdb(source: Path, workdir: Path, rows: int, truth: Truth,
+                 threads: int) -> dict[str, Any]:
+    """The bar on ``source`` in its own process; its totals per slice checked against truth."""
+    import duckdb
+
+    out = workdir / "focus_duckdb_gcp.parquet"
+    out.unlink(missing_ok=True)
+    run = run_measured([sys.executable, str(Path(__file__).resolve()), "--_duckdb-worker",
+                        "--source", str(source), "--out", str(out), "--threads", str(threads)])
+    if run["exit_code"] != 0:
+        return {"ok": False, "exact": False, "message": run["stderr"][-2000:]}
+    with duckdb.connect() as con:
+        found = con.execute(
+            "SELECT BillingAccountId, strftime(BillingPeriodStart, '%Y%m'), SUM(BilledCost), "
+            f"COUNT(*) FROM read_parquet({_literal(str(out))}) GROUP BY ALL").fetchall()
+    sums = {(a, m): Decimal(str(b)) for a, m, b, _ in found}
+    statement = json.loads(run["stdout"])["statement_seconds"]
+    return {"ok": True, **timing(run, rows), "statement_seconds": round(statement, 2),
+            "rows_loaded": sum(n for *_, n in found),
+            "exact": sums == truth and sum(n for *_, n in found) == rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -117,7 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=HERE / "out")
     parser.add_argument("--formats", default="parquet,jsonl",
                         help="comma-separated: parquet, jsonl")
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (bar)")
+    parser.add_argument("--skip-duckdb", action="store_true", help="measure ours only")
+    parser.add_argument("--ingest-arg", action="append", default=[], metavar="FLAG",
+                        help="pass FLAG to `costflow ingest` (repeatable)")
+    parser.add_argument("--_duckdb-worker", dest="worker", action="store_true",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        duckdb_worker(args.source, args.out, args.threads)
+        return 0
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(SUFFIX))
     if unknown:
@@ -131,19 +200,34 @@ def main(argv: list[str] | None = None) -> int:
               + (" [reused]" if gen["reused"] else
                  f"; generated in {gen['seconds']:.1f} s = {gen['rows_per_second']:,} rows/s, "
                  f"peak RSS {gen['rss_mb']} MB"))
-        results.append({"format": fmt, **bench_ingest(Path(gen["path"]), workdir, args.rows,
-                                                       truth_of(gen))})
-    print(f"\n{'format':<9}{'rows':>10}{'seconds':>9}{'rows/s':>10}{'peak RSS MB':>13}"
-          f"{'exact':>7}")
+        ours = {"format": fmt, **bench_ingest(Path(gen["path"]), workdir, args.rows,
+                                               truth_of(gen), args.ingest_arg)}
+        if not args.skip_duckdb:
+            bar = ours["duckdb"] = bench_duckdb(Path(gen["path"]), workdir, args.rows,
+                                                truth_of(gen), args.threads)
+            if bar["ok"]:
+                ours["ratio_to_duckdb"] = round(bar["seconds"] / ours["seconds"], 3)
+            else:
+                ours["problems"].append(f"the DuckDB bar failed: {bar['message']}")
+                ours["exact"] = False
+        results.append(ours)
+    print(f"\n{'format':<9}{'tool':<18}{'rows':>10}{'seconds':>9}{'rows/s':>10}"
+          f"{'peak RSS MB':>13}{'exact':>7}{'ours/duckdb speed':>19}")
     for r in results:
-        print(f"{r['format']:<9}{r['rows']:>10}{r['seconds']:>9.2f}{r['rows_per_s']:>10}"
-              f"{r['peak_rss_mb']:>13}{str(r['exact']):>7}")
+        ratio = f"{r['ratio_to_duckdb']:.3f}" if "ratio_to_duckdb" in r else ""
+        print(f"{r['format']:<9}{'costflow ingest':<18}{r['rows']:>10}{r['seconds']:>9.2f}"
+              f"{r['rows_per_s']:>10}{r['peak_rss_mb']:>13}{str(r['exact']):>7}{ratio:>19}")
+        bar = r.get("duckdb")
+        if bar and bar["ok"]:
+            print(f"{'':<9}{'duckdb 1 SQL':<18}{r['rows']:>10}{bar['seconds']:>9.2f}"
+                  f"{bar['rows_per_s']:>10}{bar['peak_rss_mb']:>13}{str(bar['exact']):>7}")
     import duckdb
     import pyarrow
 
     out = workdir / "gcp_bench_result.json"
     out.write_text(json.dumps({
-        "rows": args.rows, "seed": args.seed, "inputs": inputs, "results": results,
+        "rows": args.rows, "seed": args.seed, "ingest_args": args.ingest_arg, "inputs": inputs,
+        "results": results,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")

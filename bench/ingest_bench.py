@@ -72,7 +72,8 @@ def generate(rows: int, seed: int, workdir: Path) -> dict[str, Any]:
     return info
 
 
-def bench_ours(source: Path, workdir: Path, rows: int, total: Decimal) -> dict[str, Any]:
+def bench_ours(source: Path, workdir: Path, rows: int, total: Decimal,
+               extra: list[str] | None = None) -> dict[str, Any]:
     """costflow ingest into a fresh DuckDB warehouse; a clear message when it cannot run."""
     costflow = Path(sys.executable).with_name("costflow")
     if not costflow.exists():
@@ -82,7 +83,8 @@ def bench_ours(source: Path, workdir: Path, rows: int, total: Decimal) -> dict[s
     for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
         stale.unlink(missing_ok=True)
     run = run_measured([str(costflow), "ingest", "--provider", "aws", "--source", str(source),
-                        "--warehouse", f"duckdb:///{warehouse}", "--json"], cwd=workdir)
+                        "--warehouse", f"duckdb:///{warehouse}", "--json", *(extra or [])],
+                       cwd=workdir)
     result = {"tool": "costflow ingest", "rows": rows, **timing(run, rows)}
     if run["exit_code"] != 0:
         tail = "\n".join(run["stderr"].strip().splitlines()[-8:])
@@ -183,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=HERE / "out")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (bar)")
     parser.add_argument("--skip-ours", action="store_true")
+    parser.add_argument("--ingest-arg", action="append", default=[], metavar="FLAG",
+                        help="pass FLAG to `costflow ingest` (repeatable), e.g. "
+                             "--ingest-arg=--direct_num_workers=2")
     parser.add_argument("--_duckdb-worker", dest="worker", action="store_true",
                         help=argparse.SUPPRESS)
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
@@ -203,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
           f" peak RSS {gen['rss_mb']:.0f} MB"))
     results = []
     if not args.skip_ours:
-        ours = bench_ours(source, workdir, args.rows, total)
+        ours = bench_ours(source, workdir, args.rows, total, args.ingest_arg)
         if not ours["ok"]:
             print(f"\n[ours] {ours['message']}")
         results.append(ours)
@@ -218,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     import duckdb
     import pyarrow
 
-    result = {"rows": args.rows, "seed": args.seed, "input": gen, "results": results,
+    result = {"rows": args.rows, "seed": args.seed, "ingest_args": args.ingest_arg, "input": gen,
+              "results": results,
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__},
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -32,7 +32,7 @@ class SliceGateStep:
 
     def warm_up(self) -> None:
         """Build the GX context and suite now (once per worker), not on the first slice."""
-        self.gate._definition()
+        self.gate.warm_up()
 
     def check_staged(self, run_id: str, row_files: list[str], report: Any) -> None:
         """Validate staged rows per slice; record outcomes; raise on any hard failure."""

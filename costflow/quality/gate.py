@@ -103,6 +103,13 @@ class QualityGate:
         self._stored_schema: pa.Schema | None = None  # of the staged files last read
         self._validation: Any = None
 
+    def warm_up(self) -> None:
+        """Build the GX context and suite now (seconds), not at the first validation.
+
+        Safe from any thread: the default suite is built once per process under its lock.
+        """
+        self._definition()
+
     def _definition(self) -> Any:
         if self._validation is None:
             if self._default:

@@ -123,8 +123,28 @@ class NestingError(ValueError):
 def decimal_text(values: pa.Array) -> pa.Array:
     """Exact text of decimals without the padding to the type's scale ("0.25", not
     "0.250000..."), so it fits DECIMAL(38, 18) whenever the value does (JSON numbers are read as
-    decimal(76, 38))."""
+    decimal(76, 38)).
+
+    Arrow writes a decimal of positive scale as plain text ("12.500") unless it is below 1e-6,
+    which it writes with an exponent ("0E-9", "1.5E-7"). Plain text only loses its trailing
+    zeros and point (two trims), zero is "0"; the regular expressions run only on the other
+    values with an exponent.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        return pa.chunked_array([decimal_text(chunk) for chunk in values.chunks], S)
     text = pc.cast(values, S)
+    if not pa.types.is_decimal(values.type) or values.type.scale <= 0:
+        return _trimmed_decimal_text(text)
+    zero = pc.equal(values, pa.scalar(0, values.type))
+    other = pc.fill_null(pc.and_(pc.match_substring(text, "E"), pc.invert(zero)), False)
+    trimmed = pc.if_else(zero, pa.scalar("0", S), pc.utf8_rtrim(pc.utf8_rtrim(text, "0"), "."))
+    if not pc.any(other).as_py():
+        return trimmed
+    return pc.replace_with_mask(trimmed, other, _trimmed_decimal_text(text.filter(other)))
+
+
+def _trimmed_decimal_text(text: pa.Array) -> pa.Array:
+    """`decimal_text` of any decimal text, by regular expressions (exponents included)."""
     text = pc.replace_substring_regex(text, r"(\.[0-9]*?)0+([eE].*)?$", r"\1\2")
     text = pc.replace_substring_regex(text, r"^-?0[eE][-+]?[0-9]+$", "0")  # 0E-9 is 0
     return pc.replace_substring_regex(text, r"\.([eE]|$)", r"\1")
