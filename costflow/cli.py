@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from costflow.errors import ConfigError, CostflowError
+from costflow.progress import install as progress_display
 from costflow.providers import NAMES
 from costflow.schemas.operational import RUN_STATUSES
 from costflow.text import render_costs, render_table
@@ -278,9 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         handler.addFilter(_reported_by_the_cli)
     ours = logging.getLogger("costflow")
     if not ours.handlers:
-        mine = logging.StreamHandler(sys.stderr)
-        mine.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
-        ours.addHandler(mine)
+        formatter = logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S")
+        # On a terminal, progress bars (files and rows of an ingest, sources of a sync);
+        # elsewhere the same records as plain lines.
+        if args.quiet or not progress_display(ours, sys.stderr, formatter):
+            mine = logging.StreamHandler(sys.stderr)
+            mine.setFormatter(formatter)
+            ours.addHandler(mine)
     ours.propagate = False
     ours.setLevel(logging.WARNING if args.quiet else logging.INFO)
     logging.getLogger("apache_beam").setLevel(logging.ERROR)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import apache_beam as beam
 import pyarrow as pa
 
+from costflow.progress import progress
 from costflow.sources.contract import SourceBatch, SourceCatalog, SourceFile
 
 LOG = logging.getLogger("costflow.ingest")
@@ -77,6 +78,13 @@ class ReadSourceBatches(beam.DoFn):
             if now - last_log >= PROGRESS_EVERY_S:
                 last_log = now
                 LOG.info("%s: %s rows read (%.0f rows/s)", source.uri, f"{rows:,}",
-                         rows / (now - started))
+                         rows / (now - started),
+                         extra=progress(source.uri, _name(source.uri), rows, None, "rows"))
         LOG.info("%s: done, %s rows in %.1f s", source.uri, f"{rows:,}",
-                 time.monotonic() - started)
+                 time.monotonic() - started,
+                 extra=progress(source.uri, _name(source.uri), rows, rows, "rows"))
+
+
+def _name(uri: str) -> str:
+    """A file's name for its progress bar (the full URI is in the log lines)."""
+    return uri.rstrip("/").rsplit("/", 1)[-1][:48]

@@ -32,6 +32,7 @@ from costflow.errors import ConfigError, CostflowError
 from costflow.metadata import MetadataStore
 from costflow.metadata import connect as connect_metadata
 from costflow.metadata import resolve_url as metadata_url
+from costflow.progress import progress
 from costflow.secrets import resolve_url as secrets_url
 from costflow.sync import lock as sync_lock
 from costflow.sync.budgets import check_after_sync
@@ -207,7 +208,8 @@ def _run_all(result: SyncResult, todo: list[tuple[SyncItem, str]], store: Metada
         done.append(SourceResult(item, outcome))
         LOG.info("%s: %s%s", item.label, outcome.status,
                  f" ({outcome.error})" if outcome.error else
-                 f" ({outcome.note})" if outcome.note else "")
+                 f" ({outcome.note})" if outcome.note else "",
+                 extra=progress("sync", "sources", len(done), len(todo), "sources"))
 
     try:
         while queue or running:
