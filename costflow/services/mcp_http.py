@@ -298,7 +298,7 @@ def _audit(key: api_keys.ApiKey, call: dict[str, Any], seconds: float, status: l
             structured = json.loads(result["content"][0].get("text", "null"))
         rows = None if error else count_rows(structured)
     except (ValueError, AttributeError, TypeError, IndexError):
-        pass
+        rows = None  # an answer that is not the SDK's JSON: audited with its rows unknown
     arguments = call.get("arguments")
     audit_log.info(json.dumps({
         "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
