@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from costflow.errors import CostflowError, DeadLetterThresholdError, IngestFailed
 from costflow.pipelines.amortize import amortize_staged
-from costflow.pipelines.cross_file import flag_across_files
+from costflow.pipelines.cross_file import CrossFile, flag_across_files
 from costflow.pipelines.elements import StagedPart
 from costflow.pipelines.report import RunReport, write_reports
 from costflow.reconcile import SliceKey, SliceStats
@@ -132,22 +132,29 @@ class CommitRun(beam.DoFn):
             amortized = amortize_staged(part.row_files, part.pool_row_files)  # gate sees it
             report.amortization = amortized.pools
             report.warnings.extend(amortized.warnings)
-            # A line item in two files of one slice: flagged like a repeat inside a file.
-            crossed = flag_across_files(amortized.row_files, part.key_files)
+            # A line item in two files of one slice: flagged like a repeat inside a file
+            # (a run of one file has none: each file's own repeats are flagged as it is read).
+            crossed = (flag_across_files(amortized.row_files, part.key_files)
+                       if len(s.sources) > 1 else CrossFile(list(amortized.row_files)))
             report.warnings.extend(crossed.warnings)
             part = StagedPart(crossed.row_files, part.dead_letter_files, part.slices,
                               part.files)
-            self.quality.check_staged(s.run_id, part.row_files, report)
-            pa.default_memory_pool().release_unused()  # the gate's chunks, before the load
+            # The gate validates while the warehouse loads; the warehouse awaits its verdict
+            # before it commits, and a rejected run is rolled back.
+            verdict = self.quality.start(s.run_id, part.row_files, report)
             LOG.info("committing %d slice(s) to %s",
                      sum(k.attributable for k in expected), s.warehouse_url)
             ledger.beat_quietly(self.warehouse, s.run_id)  # alive, right before the commit
-            with ledger.LEDGER_LOCK:  # no heartbeat of this process during the transaction
-                checks = self.warehouse.commit_run(
-                    StagedRun(run_id=s.run_id, row_files=part.row_files,
-                              dead_letter_files=part.dead_letter_files,
-                              source_uris=[src["uri"] for src in s.sources]),
-                    expected, report.to_dict())
+            try:
+                with ledger.LEDGER_LOCK:  # no heartbeat of this process during the transaction
+                    checks = self.warehouse.commit_run(
+                        StagedRun(run_id=s.run_id, row_files=part.row_files,
+                                  dead_letter_files=part.dead_letter_files,
+                                  source_uris=[src["uri"] for src in s.sources]),
+                        expected, report.to_dict(), gate=verdict)
+            except Exception:
+                verdict()  # a rejected run says why, whatever else failed with it
+                raise
             report.add_totals(part.slices, part.files, checks)
             self.quality.assert_loaded(self.warehouse, s.run_id, report)
             report.status = "succeeded"
