@@ -4,10 +4,13 @@ Matching a node to the bill. The pod report's ``resource_id`` (for a providerID 
 ``aws:///us-east-1a/i-0abc`` its last path segment) is matched to ``cost_line_items.ResourceId``
 of charges starting in the period: exact match first; only for a node with no exact match, a
 ResourceId ending in ``/<resource_id>`` (an ARN, an Azure resource path, a GCP self link).
-Volumes match the same way by ``csi_volume_handle`` (else the PV name). Matching by cluster
-tags is not done. A pod on a node with no charge in the bill is reported as unpriced usage and
-never given a cost. A matched charge whose period has no pod on the node (no PVC bound to the
-volume) goes whole to the idle (unclaimed) row: the node is the cluster's, but nothing used it.
+Volumes match the same way by ``csi_volume_handle`` (else the PV name). The documented
+fallback is the cluster's tags (``--cluster-tag KEY=VALUE``, given by the user, never guessed):
+a charge carrying one that matches no node or volume is a cluster-shared cost, split among
+namespaces by `costflow.allocation.shared`. A pod on a node with no charge in the bill is
+reported as unpriced usage and never given a cost. A matched charge whose period has no pod on
+the node (no PVC bound to the volume) goes whole to the idle (unclaimed) row: the node is the
+cluster's, but nothing used it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import bisect
 import json
 import uuid as uuidlib
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -24,7 +28,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from costflow.allocation import split
+from costflow.allocation import shared, split
+from costflow.allocation.shared import ClusterTag
 from costflow.allocation.split import Portion
 from costflow.allocation.store import SPLIT_COLUMNS, replace_allocation
 from costflow.errors import ConfigError
@@ -49,6 +54,8 @@ class AllocationResult:
     unpriced_nodes: list[dict[str, Any]] = field(default_factory=list)
     idle_only_charges: int = 0  # matched charges with no usage in their period: all idle
     matched_by_suffix: list[str] = field(default_factory=list)
+    cluster_tags: list[str] = field(default_factory=list)  # KEY=VALUE of shared charges
+    shared_charges: int = 0  # charges matched by a cluster tag (no node or volume)
 
 
 def resource_key(resource_id: str | None) -> str | None:
@@ -63,12 +70,19 @@ def _at(day: date) -> datetime:
 
 
 def allocate(warehouse: Any, cluster: str, start: date, end: date,
-             run_id: str | None = None) -> AllocationResult:
-    """Split ``cluster``'s charges starting in [start, end) and replace its allocation."""
+             run_id: str | None = None,
+             cluster_tags: Sequence[ClusterTag] = ()) -> AllocationResult:
+    """Split ``cluster``'s charges starting in [start, end) and replace its allocation.
+
+    ``cluster_tags``: the tags that mark the cluster's resources in the bill (see
+    `costflow.allocation.shared`); charges carrying one that match no node or volume are split
+    as cluster-shared costs.
+    """
     if end <= start:
         raise ConfigError(f"--to {end} is not after --from {start} (the range is [from, to)).")
     run_id = run_id or f"alloc-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuidlib.uuid4().hex[:8]}"
-    result = AllocationResult(cluster, start, end, run_id)
+    tags = sorted(set(cluster_tags))
+    result = AllocationResult(cluster, start, end, run_id, cluster_tags=[str(t) for t in tags])
     warehouse.ensure_schema()
     period = {"cluster": cluster, "start": _at(start), "end": _at(end)}
     # The cluster's nodes and volumes in the period (what its charges are matched by).
@@ -87,8 +101,11 @@ def allocate(warehouse: Any, cluster: str, start: date, end: date,
     pvs = {resource_key(m["rid"]) or m["name"]: m["name"] for m in members
            if m["kind"] == "storage"}
     charges = _charges(warehouse, start, end, set(nodes) | set(pvs), result)
+    common = _shared_charges(warehouse, start, end, tags,
+                             {tuple(c[k] for k in ORIGIN_KEY) for _, c in charges})
     # Usage of every hour inside a matched charge (a daily charge may end after `end`).
-    until = max([c["ChargePeriodEnd"] for _, c in charges] + [_at(end)])
+    until = max([c["ChargePeriodEnd"] for _, c in charges]
+                + [c["ChargePeriodEnd"] for c in common] + [_at(end)])
     window = {**period, "end": until}
     pods = warehouse.query(
         f"SELECT node, resource_id, namespace, pod, labels, interval_start, interval_end, "
@@ -110,6 +127,7 @@ def allocate(warehouse: Any, cluster: str, start: date, end: date,
         by_pv[v["persistentvolume"]].append(v)
     for group in (*by_node.values(), *by_pv.values()):
         group.sort(key=lambda r: r["interval_start"])
+    cluster_hours = sorted(pods, key=lambda r: r["interval_start"])
     rows: list[dict[str, Any]] = []
     priced = set()
     committed_at = datetime.now(UTC)
@@ -123,6 +141,15 @@ def allocate(warehouse: Any, cluster: str, start: date, end: date,
             result.idle_only_charges += 1
         rows += _split_rows(charge, portions, cluster, start, end, run_id, committed_at, result)
         result.charges_split += 1
+    for charge in common:
+        portions = shared.portions(cluster, tags, _within(cluster_hours, charge))
+        for p in portions:
+            p.details["share"] = _dec(p.share)
+        if portions[0].kind != "workload":
+            result.idle_only_charges += 1
+        rows += _split_rows(charge, portions, cluster, start, end, run_id, committed_at, result)
+        result.charges_split += 1
+        result.shared_charges += 1
     pod_hours = {m["name"]: m["n"] for m in members if m["kind"] == "pod"}
     for key, node in sorted(nodes.items()):
         if key not in priced:
@@ -169,6 +196,23 @@ def _charges(warehouse: Any, start: date, end: date, keys: set[str],
         seen.add(origin)
         out.append((matched[row["ResourceId"]], row))
     return out
+
+
+def _shared_charges(warehouse: Any, start: date, end: date, tags: Sequence[ClusterTag],
+                    taken: set[tuple]) -> list[dict[str, Any]]:
+    """Charges starting in [start, end) carrying one of ``tags``, not node or volume charges."""
+    if not tags:
+        return []
+    needles = shared.prefilter(tags)
+    found = warehouse.query(
+        f"SELECT * FROM {DATASET}.cost_line_items WHERE Tags IS NOT NULL "
+        f"AND ChargePeriodStart >= @start AND ChargePeriodStart < @end AND ("
+        + " OR ".join(f"STRPOS(Tags, @needle{i}) > 0" for i in range(len(needles)))
+        + f") ORDER BY {', '.join(ORIGIN_KEY)}",
+        {"start": _at(start), "end": _at(end),
+         **{f"needle{i}": n for i, n in enumerate(needles)}}).to_pylist()
+    return [row for row in found if tuple(row[k] for k in ORIGIN_KEY) not in taken
+            and shared.carries(row["Tags"], tags)]
 
 
 def _within(rows: list[dict], charge: dict[str, Any]) -> list[dict]:
@@ -287,10 +331,8 @@ def _split_rows(charge: dict[str, Any], portions: list[Portion], cluster: str, s
     for i, p in enumerate(portions):
         row = {c: charge[c] for c in ORIGIN_COLUMNS}
         row.update({c: amounts[c][i] for c in SPLIT_COLUMNS})
-        method = split.NODE_METHOD if p.details.get("method") == split.NODE_METHOD \
-            else split.VOLUME_METHOD
         row.update({
-            "AllocatedMethodId": method,
+            "AllocatedMethodId": p.details["method"],
             "AllocatedMethodDetails": json.dumps(p.details, sort_keys=True),
             "AllocatedResourceId": p.resource_id, "AllocatedResourceName": p.name,
             "AllocatedTags": json.dumps(p.tags, sort_keys=True, ensure_ascii=False),

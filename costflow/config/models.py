@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from costflow.config import checks, known
+from costflow.config.allocation import AllocationSettings
 from costflow.config.budgets import Budget, parse_budgets
 from costflow.config.compute import ComputeConfig, ComputeSettings
 from costflow.config.problems import Problems
@@ -313,6 +314,7 @@ class CostflowConfig(BaseModel):
     tenants: tuple[TenantConfig, ...] = ()
     accounts: tuple[AccountConfig, ...] = ()
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
+    allocation: AllocationSettings = Field(default_factory=AllocationSettings)
     _source_path: Path | None = PrivateAttr(default=None)
 
     @field_validator("warehouse")

@@ -72,7 +72,7 @@ def ingest_command(item: SyncItem, warehouse: str, secrets: str, run_id: str) ->
     """The child's argv: references only, never a secret value."""
     argv = [sys.executable, "-m", "costflow.cli", "-q", "ingest", *item.argv,
             f"--warehouse={warehouse}", "--json", f"--run_id={run_id}",
-            "--skip_unchanged_files"]
+            "--skip_unchanged_files", "--no-allocate"]  # the sync re-allocates once, after all
     if item.credentials:
         argv += [f"--credentials={item.credentials}", f"--secrets={secrets}"]
     return argv
@@ -168,8 +168,11 @@ def from_report(report: dict[str, Any], run_id: str) -> Outcome:
     rows = int(totals.get("rows_loaded") or 0)
     dead = int(totals.get("rows_dead_lettered") or 0)
     slices = len(report.get("slices") or [])
-    billed = totals.get("billed_cost")
-    note = f"{slices} slice(s), billed {_cents(billed)}"
+    billed = totals.get("billed_cost")  # null when the run is in several currencies
+    by_currency = totals.get("by_currency") or {}
+    amounts = " + ".join(f"{_cents(m.get('billed_cost'))} {currency}"
+                         for currency, m in by_currency.items()) or _cents(billed)
+    note = f"{slices} slice(s), billed {amounts}"
     if dead:
         note += f", {dead} dead-lettered"
     return Outcome("committed", run, rows=rows, note=note, delivery=_delivery(report),

@@ -35,6 +35,7 @@ from costflow.metadata import resolve_url as metadata_url
 from costflow.progress import progress
 from costflow.secrets import resolve_url as secrets_url
 from costflow.sync import lock as sync_lock
+from costflow.sync.allocation import reallocate_after_sync
 from costflow.sync.budgets import check_after_sync
 from costflow.sync.child import Child, Outcome, child_env, ingest_command, one_paragraph
 from costflow.sync.lock import SyncBusy
@@ -90,6 +91,8 @@ class SyncResult:
     lock_lost: str | None = None
     budgets: Any = None               # costflow.services.budgets.BudgetCheck, after the loads
     budget_error: str | None = None
+    allocation: Any = None            # costflow.allocation.refresh.Refresh, after the loads
+    allocation_error: str | None = None
 
     @property
     def exit_status(self) -> int:
@@ -191,6 +194,10 @@ def _run_locked(result: SyncResult, items: list[SyncItem], store: MetadataStore,
             LOG.info("sync of %s: %d source(s) to run, %d at a time (lock %s as %s)",
                      warehouse, len(todo), result.parallel, lease.name, lease.owner)
             _run_all(result, todo, store, warehouse, secrets, beat)
+            if not result.interrupted and not result.lock_lost:  # still under the lock
+                result.allocation, result.allocation_error = reallocate_after_sync(
+                    config, warehouse, [r.outcome.run_id for r in result.results
+                                        if r.outcome.status == "committed" and r.outcome.run_id])
     finally:
         sync_lock.release(store, lease)
 

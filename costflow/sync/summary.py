@@ -51,7 +51,10 @@ def render_summary(result: SyncResult, fmt: str = "table") -> str:
             "parallel": result.parallel, "counts": counts(result),
             "interrupted": result.interrupted, "lock_lost": result.lock_lost,
             "exit_status": result.exit_status, "sources": summary_rows(result),
-            "budgets": _budgets_json(result)}, indent=2)
+            "budgets": _budgets_json(result),
+            "allocation": (result.allocation.to_json() if result.allocation is not None else
+                           {"error": result.allocation_error} if result.allocation_error
+                           else None)}, indent=2)
     table = [{**row, "run id": row["run_id"] or "",
               "rows": "" if row["rows"] is None else row["rows"],
               "note": _short(row["error"] or row["note"] or "")}
@@ -69,6 +72,10 @@ def render_summary(result: SyncResult, fmt: str = "table") -> str:
         lines += ["", "budgets:", render_check(result.budgets, "table")]
     if result.budget_error:
         lines += ["", f"budgets not checked: {result.budget_error}"]
+    if result.allocation is not None and result.allocation.lines():
+        lines += ["", *result.allocation.lines()]
+    if result.allocation_error:
+        lines += ["", f"allocations not checked after the loads: {result.allocation_error}"]
     lines += ["", _closing(result)]
     return "\n".join(lines)
 
