@@ -9,7 +9,7 @@ holds; a slice commits only when source basis == loaded BilledCost + dead-letter
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 
@@ -40,9 +40,13 @@ class SliceStats:
     billed_cost: Decimal = ZERO
     dead_lettered_cost: Decimal = ZERO
     rows_basis_unparseable: int = 0  # rows whose cost text is not a number (in dead letters)
+    # The BillingCurrency of the slice's rows: what its sums are in (a run's totals are summed
+    # per currency, never across; `costflow.pipelines.report`). Not reconciled: the sums are.
+    currencies: frozenset[str] = frozenset()
 
     def merge(self, other: SliceStats) -> SliceStats:
-        return SliceStats(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+        sums = {name: getattr(self, name) + getattr(other, name) for name in _SUMMED}
+        return SliceStats(**sums, currencies=self.currencies | other.currencies)
 
     @property
     def difference(self) -> Decimal:
@@ -50,8 +54,7 @@ class SliceStats:
         return self.source_basis - (self.billed_cost + self.dead_lettered_cost)
 
 
-def astuple(s: SliceStats) -> tuple:
-    return tuple(asdict(s).values())
+_SUMMED = tuple(f.name for f in fields(SliceStats) if f.name != "currencies")
 
 
 def merge_all(parts: list[dict[SliceKey, SliceStats]]) -> dict[SliceKey, SliceStats]:

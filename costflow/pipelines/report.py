@@ -59,6 +59,7 @@ class RunReport:
                 "billing_account_id": key.billing_account_id,
                 "billing_period_start": (key.billing_period_start.isoformat()
                                          if key.billing_period_start else None),
+                "currency": ",".join(sorted(s.currencies)) or None,
                 "rows_read": s.rows_read, "rows_loaded": s.rows_loaded,
                 "rows_dead_lettered": s.rows_dead_lettered,
                 "rows_cost_unparseable": s.rows_basis_unparseable,
@@ -78,14 +79,24 @@ class RunReport:
                                                            for r, n in top]})
 
     def totals(self) -> dict[str, Any]:
-        def total(name: str) -> str:
-            return exact(sum((Decimal(s[name]) for s in self.slices), Decimal(0)))
+        """Row counts over every slice; money summed per currency, never across currencies.
+
+        ``by_currency`` holds the sums per BillingCurrency (a slice whose rows name several
+        currencies, or none, is its own "EUR,USD" or "?" entry); the top-level money totals
+        are those sums when the run has one currency, and null when it has several.
+        """
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for s in self.slices:
+            groups.setdefault(s.get("currency") or UNKNOWN_CURRENCY, []).append(s)
+        by_currency = {currency: {name: _sum(members, name) for name in MONEY_TOTALS}
+                       for currency, members in sorted(groups.items())}
+        (single,) = by_currency.values() if len(by_currency) == 1 else (None,)
         return {
             "rows_read": sum(s["rows_read"] for s in self.slices),
             "rows_loaded": sum(s["rows_loaded"] for s in self.slices),
             "rows_dead_lettered": sum(s["rows_dead_lettered"] for s in self.slices),
-            "source_basis": total("source_basis"), "billed_cost": total("billed_cost"),
-            "dead_lettered_cost": total("dead_lettered_cost"),
+            **{name: (single[name] if single else None) for name in MONEY_TOTALS},
+            "by_currency": by_currency,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,6 +178,14 @@ def _why(exc: BaseException) -> str:
     return f"{type(found).__name__}: {found}"
 
 
+MONEY_TOTALS = ("source_basis", "billed_cost", "dead_lettered_cost")
+UNKNOWN_CURRENCY = "?"  # slices whose rows name no currency (e.g. only dead letters)
+
+
+def _sum(slices: list[dict[str, Any]], name: str) -> str:
+    return exact(sum((Decimal(s[name]) for s in slices), Decimal(0)))
+
+
 def _sort_key(key: SliceKey) -> tuple:
     return (key.provider, key.billing_account_id or "", key.billing_period_start.isoformat()
             if key.billing_period_start else "")
@@ -188,8 +207,12 @@ def format_summary(report: dict[str, Any]) -> str:
                                          for i, (v, w) in enumerate(zip(r, widths, strict=True))))
     t = report["totals"]
     lines.append(f"total: {t['rows_read']:,} rows read, {t['rows_loaded']:,} loaded, "
-                 f"{t['rows_dead_lettered']:,} dead-lettered; source basis {t['source_basis']} "
-                 f"= BilledCost {t['billed_cost']} + dead-lettered {t['dead_lettered_cost']}")
+                 f"{t['rows_dead_lettered']:,} dead-lettered")
+    by_currency = t.get("by_currency") or {}
+    for currency, m in by_currency.items():
+        unit = currency if currency != UNKNOWN_CURRENCY else "no currency"
+        lines.append(f"  {unit}: source basis {m['source_basis']} = BilledCost "
+                     f"{m['billed_cost']} + dead-lettered {m['dead_lettered_cost']}")
     for f in report["files"]:
         for r in f["top_dead_letter_reasons"]:
             lines.append(f"dead letters in {f['uri']}: {r['rows']:,} x {r['reason']}")

@@ -58,9 +58,9 @@ LOAD_RUNS = TableSpec(
         _c("rows_read", INT, True, "Source rows read."),
         _c("rows_loaded", INT, True, "Rows committed to cost_line_items."),
         _c("rows_dead_lettered", INT, True, "Rows committed to dead_letters."),
-        _c("source_basis_total", D, True, "Sum of the source's invoice-basis cost over all rows read."),
-        _c("billed_cost_total", D, True, "Sum of BilledCost over rows loaded."),
-        _c("dead_lettered_cost_total", D, True, "Sum of SourceCost over rows dead-lettered."),
+        _c("source_basis_total", D, True, "Sum of the source's invoice-basis cost over all rows read; null when the run's slices are in several currencies (never summed across them)."),
+        _c("billed_cost_total", D, True, "Sum of BilledCost over rows loaded; null when the run's slices are in several currencies."),
+        _c("dead_lettered_cost_total", D, True, "Sum of SourceCost over rows dead-lettered; null when the run's slices are in several currencies."),
         _c("error", S, True, "Why the run failed, naming file, row and column where known."),
         _c("report", J, True, "The full run report (per-slice reconciliation, timings, warnings)."),
         # Appended later (nullable, so older ledgers gain them in place): who runs the run.

@@ -110,9 +110,13 @@ def render_run(run: dict[str, Any], fmt: str) -> str:
     if run["rows_read"] is not None:
         lines.append(f"rows: {run['rows_read']:,} read, {run['rows_loaded']:,} loaded, "
                      f"{run['rows_dead_lettered']:,} dead-lettered")
-        lines.append(f"totals: source basis {run['source_basis_total']} = BilledCost "
-                     f"{run['billed_cost_total']} + dead-lettered "
-                     f"{run['dead_lettered_cost_total']}")
+        if run["billed_cost_total"] is None and run["rows_read"]:
+            lines.append("totals: in several currencies, per slice below (never summed "
+                         "across currencies)")
+        else:
+            lines.append(f"totals: source basis {run['source_basis_total']} = BilledCost "
+                         f"{run['billed_cost_total']} + dead-lettered "
+                         f"{run['dead_lettered_cost_total']}")
     if run["error"]:
         lines.append(f"error: {run['error']}")
     if run["slices"]:

@@ -214,10 +214,12 @@ def _slice_stats(table: pa.Table, basis: pa.Array,
         "basis": pc.fill_null(basis, zero),
         "basis_null": pc.cast(pc.is_null(basis), pa.int64()),
         "loaded": loaded, "dead": dead, "billed": billed, "dead_cost": dead_cost,
+        "currency": table.column("BillingCurrency"),
     })
     grouped = keyed.group_by(["provider", "account", "period"], use_threads=False).aggregate([
         ("loaded", "count"), ("loaded", "sum"), ("dead", "sum"), ("basis", "sum"),
         ("basis_null", "sum"), ("billed", "sum"), ("dead_cost", "sum"),
+        ("currency", "distinct", pc.CountOptions(mode="only_valid")),
     ])
     out: dict[SliceKey, SliceStats] = {}
     for g in grouped.to_pylist():
@@ -226,5 +228,6 @@ def _slice_stats(table: pa.Table, basis: pa.Array,
             rows_read=g["loaded_count"], rows_loaded=g["loaded_sum"],
             rows_dead_lettered=g["dead_sum"], source_basis=g["basis_sum"] or ZERO,
             billed_cost=g["billed_sum"] or ZERO, dead_lettered_cost=g["dead_cost_sum"] or ZERO,
-            rows_basis_unparseable=g["basis_null_sum"])
+            rows_basis_unparseable=g["basis_null_sum"],
+            currencies=frozenset(g["currency_distinct"]))
     return out
