@@ -329,12 +329,7 @@ def _ingest(args: argparse.Namespace, extra: list[str]) -> int:
         from costflow.commands.allocate import ingest_openshift
 
         return ingest_openshift(args)
-    from costflow.pipelines.runners import is_local
-    from costflow.quality import gate_process
-
     argv = ingest_argv(args, extra)
-    if is_local(argv):  # its suite is built while the pipeline's modules are imported
-        gate_process.start()
     from costflow.pipelines.ingest import run
     from costflow.pipelines.report import format_summary
 

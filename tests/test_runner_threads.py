@@ -1,9 +1,9 @@
-"""The local runner's use of a second core: batches normalized on threads, in order (the gate's
-own process: tests/test_gate_process.py).
+"""The local runner's use of a second core: batches normalized on threads, in order, and the
+quality gate built in the background while the files are read.
 
 Speed itself is measured by the benchmarks (bench/), never here: these tests check that the
 threaded paths keep the order of batches (so staged files are the same as with one thread),
-fail the bundle with the normalizer's own error.
+fail the bundle with the normalizer's own error, and leave the gate built once.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import pytest
 from apache_beam.utils.windowed_value import WindowedValue
 
 from costflow.pipelines import normalize
+from costflow.pipelines.ingest import warm_quality_gate
+from costflow.quality import gate
 from costflow.sources.contract import SourceBatch
 
 
@@ -89,3 +91,13 @@ def test_one_thread_normalizes_inline(monkeypatch) -> None:
                         lambda self, e: (e.first_row, threading.current_thread().name))
     main = threading.current_thread().name
     assert _drive(fn, [_batch(1), _batch(2)]) == [(1, main), (2, main)]
+
+
+def test_the_gate_warm_up_builds_the_default_suite_once(monkeypatch) -> None:
+    built: list[int] = []
+    monkeypatch.setattr(gate, "_DEFAULT_DEFINITION", [])
+    monkeypatch.setattr(gate.QualityGate, "_build", lambda self: built.append(1) or "suite")
+    warm_quality_gate().join(timeout=30)
+    assert built == [1]
+    assert gate.QualityGate()._definition() == "suite"  # the commit step finds it built
+    assert built == [1]

@@ -139,22 +139,17 @@ class CommitRun(beam.DoFn):
             report.warnings.extend(crossed.warnings)
             part = StagedPart(crossed.row_files, part.dead_letter_files, part.slices,
                               part.files)
-            # The gate validates while the warehouse loads; the warehouse awaits its verdict
-            # before it commits, and a rejected run is rolled back.
-            verdict = self.quality.start(s.run_id, part.row_files, report)
+            self.quality.check_staged(s.run_id, part.row_files, report)
+            pa.default_memory_pool().release_unused()  # the gate's chunks, before the load
             LOG.info("committing %d slice(s) to %s",
                      sum(k.attributable for k in expected), s.warehouse_url)
             ledger.beat_quietly(self.warehouse, s.run_id)  # alive, right before the commit
-            try:
-                with ledger.LEDGER_LOCK:  # no heartbeat of this process during the transaction
-                    checks = self.warehouse.commit_run(
-                        StagedRun(run_id=s.run_id, row_files=part.row_files,
-                                  dead_letter_files=part.dead_letter_files,
-                                  source_uris=[src["uri"] for src in s.sources]),
-                        expected, report.to_dict(), gate=verdict)
-            except Exception:
-                verdict()  # a rejected run says why, whatever else failed with it
-                raise
+            with ledger.LEDGER_LOCK:  # no heartbeat of this process during the transaction
+                checks = self.warehouse.commit_run(
+                    StagedRun(run_id=s.run_id, row_files=part.row_files,
+                              dead_letter_files=part.dead_letter_files,
+                              source_uris=[src["uri"] for src in s.sources]),
+                    expected, report.to_dict())
             report.add_totals(part.slices, part.files, checks)
             self.quality.assert_loaded(self.warehouse, s.run_id, report)
             report.status = "succeeded"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,11 +32,9 @@ from costflow.pipelines.options import QualityOptions, SourceOptions, WarehouseO
 from costflow.pipelines.read import ReadSourceBatches
 from costflow.pipelines.report import RunReport, write_reports
 from costflow.pipelines.report import report_path as report_path_of
-from costflow.pipelines.runners import LOCAL_RUNNERS
 from costflow.pipelines.staging import StageParquet, run_staging_dir
 from costflow.pipelines.unchanged import previous_load, skip_run
 from costflow.providers import CATALOG, Catalog
-from costflow.quality import gate_process
 from costflow.sources.contract import Plan, SourceBatch
 from costflow.sources.credentials import parse_ref
 from costflow.warehouse import connect, ledger, resolve_url, sqlfiles
@@ -48,6 +47,7 @@ from costflow.warehouse.commit_params import (
 )
 
 LOG = logging.getLogger("costflow.ingest")
+LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
 
 
 def build(pipeline: beam.Pipeline, plan: Plan, settings: RunSettings,
@@ -80,6 +80,27 @@ def build(pipeline: beam.Pipeline, plan: Plan, settings: RunSettings,
     )
 
 
+def warm_quality_gate() -> threading.Thread:
+    """Build the quality gate's GX suite (import, context, ~150 expectations: seconds, the same
+    for every run) in a background thread while the files are read and normalized.
+
+    The commit step's `SliceGateStep.warm_up` then finds it built (or waits for the build under
+    the gate's lock) instead of starting it after the last row is staged. A failure here is
+    left to the commit step, which builds the suite again and reports the error.
+    """
+    def build_suite() -> None:
+        from costflow.quality.gate import QualityGate
+
+        try:
+            QualityGate().warm_up()
+        except Exception:  # noqa: BLE001 - the commit step builds it again and reports
+            LOG.debug("quality gate warm-up failed; the commit step retries", exc_info=True)
+
+    thread = threading.Thread(target=build_suite, name="quality-gate-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def _default_dir(value: str | None, name: str) -> str:
     return value or os.path.abspath(os.path.join(".costflow", name))
 
@@ -92,9 +113,6 @@ def run(argv: list[str] | None = None, catalog: Catalog | None = None) -> dict[s
     """
     catalog = catalog or CATALOG
     options = PipelineOptions(argv)
-    local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
-    if local:  # the commit step runs in this process: the gate's process builds the suite
-        gate_process.start()
     src, wh, quality = (options.view_as(SourceOptions), options.view_as(WarehouseOptions),
                         options.view_as(QualityOptions))
     # The run id becomes paths (staging, reports): check it before anything is touched.
@@ -145,10 +163,14 @@ def run(argv: list[str] | None = None, catalog: Catalog | None = None) -> dict[s
     finally:
         warehouse.close()  # the commit step opens its own connection
     LOG.info("run %s: %d file(s) to read into %s", run_id, len(plan.files), url)
+    runner = options.view_as(StandardOptions).runner
+    local = runner in LOCAL_RUNNERS
     try:
         with ledger.Heartbeat(lambda: connect(url), run_id):
             pipeline = beam.Pipeline(runner=FnApiRunner() if local else None, options=options)
             build(pipeline, plan, settings, catalog)
+            if local:  # the commit step runs in this process: its gate is built meanwhile
+                warm_quality_gate()
             pipeline.run().wait_until_finish()
     except KeyboardInterrupt:  # recorded as failed, staging removed; the CLI says the rest
         _as_user_error(IngestFailed(f"run {run_id} was interrupted (Ctrl-C) before it "

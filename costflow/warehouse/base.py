@@ -9,7 +9,6 @@ named parameters; each engine runs it its own way.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,8 +53,7 @@ class Warehouse(ABC):
 
     @abstractmethod
     def commit_run(self, staged: StagedRun, expected: dict[SliceKey, SliceStats],
-                   report: dict[str, Any],
-                   gate: Callable[[], dict[str, Any]] | None = None) -> list[SliceCheck]:
+                   report: dict[str, Any]) -> list[SliceCheck]:
         """Load the staged files and replace every slice in ``expected`` in one transaction.
 
         Inside the transaction the engine recomputes, per slice, rows and SUM(BilledCost) of the
@@ -65,11 +63,6 @@ class Warehouse(ABC):
         it deletes the slices' previous rows (and the dead letters of those slices and of
         ``staged.source_uris``), inserts the staged ones, writes load_slices and marks the run
         'succeeded' with ``report`` — all in the same transaction.
-
-        ``gate``, when given, is the data-quality verdict: called once before the run is marked
-        succeeded (an engine may load the rows first, inside the transaction, while the verdict
-        is computed elsewhere), it raises to roll everything back, or returns the report to
-        record in place of ``report`` (the gate adds its outcomes to it).
         """
 
     @abstractmethod

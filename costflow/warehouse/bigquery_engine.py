@@ -163,20 +163,14 @@ class BigQueryWarehouse(Warehouse):
         self._run_file("load/fail_run.sql", slices.fail_params(run_id, error, report))
 
     def commit_run(self, staged: StagedRun, expected: dict[SliceKey, SliceStats],
-                   report: dict[str, Any],
-                   gate: Callable[[], dict[str, Any]] | None = None) -> list[SliceCheck]:
+                   report: dict[str, Any]) -> list[SliceCheck]:
         """Stage with load jobs, reconcile, then replace the slices in one transaction script.
-
-        ``gate`` is awaited first (nothing is loaded before the verdict: a BigQuery script
-        cannot wait inside its transaction).
 
         Raises:
             ReconciliationError: a slice does not match ``expected``; nothing was committed.
             IngestFailed: any other error; BigQuery rolled the script back.
         """
         tables = self.tables(staged.run_id)
-        if gate is not None:
-            report = gate()
         with slices.failures_recorded(self.fail_run, staged.run_id, report,
                                       "BigQuery rolled it back"):
             self._stage(staged)

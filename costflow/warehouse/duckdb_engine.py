@@ -35,7 +35,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache
@@ -75,9 +75,6 @@ FIRST_RETRY, LONGEST_RETRY = 0.01, 0.5  # backoff between attempts to open a hel
 STAGED: dict[str, TableSpec] = {"stage_rows": COST_LINE_ITEMS, "stage_dead_letters": DEAD_LETTERS}
 # Statements of replace_slices.sql that empty BigQuery's staging tables; a view needs none.
 VIEW_NEEDS_NO_CLEANING = frozenset({"clean_staged_rows", "clean_staged_dead_letters"})
-# The statement of `load/replace_slices.sql` that marks the run succeeded: a commit's gate is
-# awaited right before it (`DuckDBWarehouse.commit_run`).
-MARK_SUCCEEDED = "mark_run_succeeded"
 
 
 def staged_view_sql(spec: TableSpec, files: list[str], name: str | None = None) -> str:
@@ -224,13 +221,8 @@ class DuckDBWarehouse(Warehouse):
             self._run_file(con, "load/fail_run.sql", slices.fail_params(run_id, error, report))
 
     def commit_run(self, staged: StagedRun, expected: dict[SliceKey, SliceStats],
-                   report: dict[str, Any],
-                   gate: Callable[[], dict[str, Any]] | None = None) -> list[SliceCheck]:
+                   report: dict[str, Any]) -> list[SliceCheck]:
         """Stage, reconcile and replace every slice of the run in one transaction.
-
-        ``gate`` is awaited after the rows are inserted and before the run is marked
-        succeeded: the insert (seconds on millions of rows, DuckDB's threads) overlaps the
-        data-quality validation done elsewhere; a failing gate rolls the insert back.
 
         Raises:
             ReconciliationError: a slice does not match ``expected``; nothing was committed.
@@ -241,7 +233,7 @@ class DuckDBWarehouse(Warehouse):
                 self.connection() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                checks = self._commit(con, staged, expected, params, gate)
+                checks = self._commit(con, staged, expected, params)
                 con.execute("COMMIT")
             except BaseException:
                 _rollback(con)
@@ -249,8 +241,7 @@ class DuckDBWarehouse(Warehouse):
         return checks
 
     def _commit(self, con: duckdb.DuckDBPyConnection, staged: StagedRun,
-                expected: dict[SliceKey, SliceStats], params: dict[str, Any],
-                gate: Callable[[], dict[str, Any]] | None = None) -> list[SliceCheck]:
+                expected: dict[SliceKey, SliceStats], params: dict[str, Any]) -> list[SliceCheck]:
         for name, spec in STAGED.items():
             files = staged.row_files if spec is COST_LINE_ITEMS else staged.dead_letter_files
             _check_staged_schema(spec, files)
@@ -266,12 +257,7 @@ class DuckDBWarehouse(Warehouse):
                 continue  # no attributable slice: nothing to write (DuckDB cannot type [] here)
             if statement.name in VIEW_NEEDS_NO_CLEANING:
                 continue
-            if statement.name == MARK_SUCCEEDED and gate is not None:
-                params = slices.replace_params(staged, expected, gate())
-                gate = None
             self._execute(con, statement.name, statement.duckdb, params)
-        if gate is not None:  # never commit ungated: the SQL file must mark the run
-            raise RuntimeError(f"load/replace_slices.sql has no {MARK_SUCCEEDED} statement")
         for spec in STAGED.values():
             con.execute(f"DROP VIEW {DATASET}.{slices.STAGING_TABLES[spec.name]}")
         return checks
