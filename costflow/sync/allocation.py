@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from costflow.errors import CostflowError
+from costflow.sync.after_loads import run_after_loads
 
 if TYPE_CHECKING:
     from costflow.allocation.refresh import Refresh
@@ -32,20 +32,12 @@ def reallocate_after_sync(config: CostflowConfig, warehouse: str, run_ids: Seque
     if not run_ids:
         return None, None
     from costflow.allocation.refresh import refresh
-    from costflow.warehouse import connect
 
-    try:
-        wh = connect(warehouse)
-        try:
-            done = refresh(wh, run_ids, config.allocation.after_ingest)
-        finally:
-            wh.close()
-    except CostflowError as err:
-        LOG.warning("re-allocation after the sync did not run: %s", err)
-        return None, str(err)
-    except Exception as err:  # a bug or an engine error must not turn loads into a crash
-        LOG.warning("re-allocation after the sync failed: %s: %s", type(err).__name__, err)
-        return None, f"{type(err).__name__}: {err}"
+    done, error = run_after_loads(
+        "re-allocation", warehouse,
+        lambda wh: refresh(wh, run_ids, config.allocation.after_ingest))
+    if done is None:
+        return None, error
     level = logging.WARNING if done.failed or (done.stale and not done.enabled) else logging.INFO
     for line in done.lines():
         LOG.log(level, "%s", line)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from costflow.errors import CostflowError
+from costflow.sync.after_loads import run_after_loads
 
 if TYPE_CHECKING:
     from costflow.config import CostflowConfig
@@ -31,20 +31,12 @@ def check_after_sync(config: CostflowConfig, tenants: tuple[str, ...], warehouse
     if not chosen:
         return None, None
     from costflow.services.budgets import check_budgets
-    from costflow.warehouse import connect
 
-    try:
-        wh = connect(warehouse, reader=True)
-        try:
-            check = check_budgets(wh, chosen, store=store, secrets_url=secrets)
-        finally:
-            wh.close()
-    except CostflowError as err:
-        LOG.warning("budget check after the sync did not run: %s", err)
-        return None, str(err)
-    except Exception as err:  # a bug or an engine error must not turn loads into a crash
-        LOG.warning("budget check after the sync failed: %s: %s", type(err).__name__, err)
-        return None, f"{type(err).__name__}: {err}"
+    check, error = run_after_loads(
+        "budget check", warehouse,
+        lambda wh: check_budgets(wh, chosen, store=store, secrets_url=secrets), reader=True)
+    if check is None:
+        return None, error
     for delivery in check.deliveries:
         LOG.info("budget alert %s", delivery.describe())
     return check, None
