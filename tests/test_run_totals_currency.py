@@ -83,6 +83,8 @@ def test_a_run_of_two_currencies_reports_and_records_each(tmp_path, cur_sample,
     by_currency = report["totals"]["by_currency"]
     assert by_currency["USD"]["billed_cost"] == by_currency["EUR"]["billed_cost"]
     assert report["totals"]["billed_cost"] is None
+    page = Path(report["quality_report"]).read_text()
+    assert "<th>currency</th>" in page and "EUR</td>" in page and "USD</td>" in page
     wh = connect(f"duckdb:///{tmp_path}/w.duckdb")
     (run,) = wh.query("SELECT billed_cost_total, rows_loaded FROM "
                       "cost_analytics.load_runs").to_pylist()

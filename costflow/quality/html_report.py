@@ -59,13 +59,14 @@ def render(report: dict[str, Any]) -> str:
         parts.append(f"<p class='bad'>{_e(report['error'])}</p>")
     parts.append("<h2>Reconciliation per slice</h2>")
     parts.append(_table(
-        ["slice", "rows read", "loaded", "dead-lettered", "source basis", "BilledCost loaded",
-         "dead-lettered cost", "difference", "reconciled"],
+        ["slice", "rows read", "loaded", "dead-lettered", "currency", "source basis",
+         "BilledCost loaded", "dead-lettered cost", "difference", "reconciled"],
         [[_e(s["slice"]), _e(f"{s['rows_read']:,}"), _e(f"{s['rows_loaded']:,}"),
-          _e(f"{s['rows_dead_lettered']:,}"), _e(s["source_basis"]),
-          _e(s.get("warehouse_billed_cost") or s["billed_cost"]), _e(s["dead_lettered_cost"]),
-          _e(s["difference"]), _status(s.get("reconciled"))] for s in report["slices"]],
-        numeric={1, 2, 3, 4, 5, 6, 7}))
+          _e(f"{s['rows_dead_lettered']:,}"), _e(s.get("currency") or "?"),
+          _e(s["source_basis"]), _e(s.get("warehouse_billed_cost") or s["billed_cost"]),
+          _e(s["dead_lettered_cost"]), _e(s["difference"]), _status(s.get("reconciled"))]
+         for s in report["slices"]],
+        numeric={1, 2, 3, 5, 6, 7, 8}))
     for sl in quality.get("slices", []):
         verdict = "<span class='bad'>rejected</span>" if sl["rejected"] else (
             "<span class='ok'>accepted</span>")
