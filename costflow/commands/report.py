@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     """Gather, render, write; prints the path."""
     from costflow.services.report import gather
     from costflow.services.report_html import write
-    from costflow.warehouse import connect, resolve_url
+    from costflow.warehouse import SERVER_KEEP_OPEN_S, connect, resolve_url
 
     tenants = None
     url = args.warehouse
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         tenants = list(config.tenants)
         if not url and "warehouse" in config.model_fields_set:
             url = config.warehouse
-    warehouse = connect(resolve_url(url), reader=True)
+    warehouse = connect(resolve_url(url), reader=True, keep_open=SERVER_KEEP_OPEN_S)
     try:
         data = gather(warehouse, args.start, args.end, tenants=tenants, as_of=args.as_of)
     finally:

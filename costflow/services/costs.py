@@ -77,8 +77,11 @@ K8S_DIMENSIONS: dict[str, str] = {
 # carry unambiguously in both engines are refused.
 _TAG_KEY_REFUSED = frozenset('"\\') | frozenset(chr(c) for c in range(32)) | {"\x7f"}
 # Usage is summed only when one unit is involved: adding hours to GB would be meaningless.
-_USAGE_SQL = ("IF(COUNT(DISTINCT usage_unit) = 1, SUM(usage_quantity), NULL) AS usage_quantity",
-              "IF(COUNT(DISTINCT usage_unit) = 1, MIN(usage_unit), NULL) AS usage_unit")
+# MIN = MAX is "exactly one distinct unit" (both ignore nulls; no unit at all gives NULL) at
+# the cost of two plain aggregates instead of a DISTINCT one (~15 % of a month's query).
+_USAGE_SQL = ("IF(MIN(usage_unit) = MAX(usage_unit), SUM(usage_quantity), NULL) "
+              "AS usage_quantity",
+              "IF(MIN(usage_unit) = MAX(usage_unit), MIN(usage_unit), NULL) AS usage_unit")
 # Metrics: the FOCUS cost columns a user may sum.
 METRICS: tuple[str, ...] = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 assert all(COST_LINE_ITEMS.column(m).type is LogicalType.DECIMAL for m in METRICS)

@@ -43,7 +43,7 @@ from costflow.services.providers import (
 )
 from costflow.services.tenancy import ALL_PROVIDERS, PROVIDERS, Tenant, check_provider
 from costflow.text import exact
-from costflow.warehouse import connect
+from costflow.warehouse import SERVER_KEEP_OPEN_S, connect
 from costflow.warehouse.base import Warehouse
 
 if TYPE_CHECKING:
@@ -422,8 +422,9 @@ def _compare(base: list[Any], other: list[Any], dimension: str,
 
 
 def connect_reader(url: str) -> Warehouse:
-    """The warehouse as the query side opens it: a query during a write waits only briefly."""
-    return connect(url, reader=True)
+    """The warehouse as the query side opens it: a query during a write waits only briefly, and
+    a DuckDB file stays open a moment after each call for the next (`SERVER_KEEP_OPEN_S`)."""
+    return connect(url, reader=True, keep_open=SERVER_KEEP_OPEN_S)
 
 
 def serve(url: str, tenant: Tenant, provider_scope: str = ALL_PROVIDERS,

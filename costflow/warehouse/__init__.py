@@ -26,8 +26,8 @@ ACCEPTED = (
     f"{DEFAULT_URL}."
 )
 
-__all__ = ["DEFAULT_URL", "ENV_VAR", "RunStart", "StagedRun", "Warehouse", "connect",
-           "resolve_url"]
+__all__ = ["DEFAULT_URL", "ENV_VAR", "SERVER_KEEP_OPEN_S", "RunStart", "StagedRun",
+           "Warehouse", "connect", "resolve_url"]
 
 
 def resolve_url(flag_value: str | None = None) -> str:
@@ -35,13 +35,19 @@ def resolve_url(flag_value: str | None = None) -> str:
     return flag_value or os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
-def connect(url: str, *, reader: bool = False) -> Warehouse:
+# How long a query server keeps a DuckDB file open after a query for the next one (seconds).
+SERVER_KEEP_OPEN_S = 1.0
+
+
+def connect(url: str, *, reader: bool = False, keep_open: float = 0.0) -> Warehouse:
     """The `Warehouse` a URL names (nothing is opened or created until it is used).
 
     ``reader=True`` is for the query side (CLI query, MCP server, query services): on DuckDB a
     query then waits only briefly for another process's write to finish and says the warehouse
     is busy (`costflow.errors.WarehouseBusy`) instead of waiting as long as a writer does
-    (`costflow.warehouse.duckdb_engine`). BigQuery needs no such wait.
+    (`costflow.warehouse.duckdb_engine`). BigQuery needs no such wait. ``keep_open`` (DuckDB,
+    long-lived query servers; `SERVER_KEEP_OPEN_S`) keeps the file open that many seconds after
+    a query for the next one; call ``close()`` when done.
 
     Raises:
         ConfigError: the URL is not one of the accepted forms.
@@ -53,6 +59,8 @@ def connect(url: str, *, reader: bool = False) -> Warehouse:
         from costflow.warehouse.duckdb_engine import DuckDBWarehouse
 
         # Only a reader passes the flag: tests swap in subclasses taking the path alone.
+        if keep_open:
+            return DuckDBWarehouse(path, reader=reader, keep_open=keep_open)
         return DuckDBWarehouse(path, reader=True) if reader else DuckDBWarehouse(path)
     if url.startswith("bigquery://"):
         parts = urlsplit(url)

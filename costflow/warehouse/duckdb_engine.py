@@ -21,6 +21,15 @@ DuckDB shares one database instance per file, so a query while this process writ
 read-write instance (it reads the last committed state; no deadlock with an open commit), and
 writes of different threads take turns. A full disk ends in `IngestFailed` naming the file.
 
+Serving. Opening a large file costs tens of milliseconds (DuckDB reads the catalog), as much as
+a month's query on ten million rows. A long-lived query server (the MCP server, the cost
+report) passes ``keep_open=SECONDS``: after a query its read-only connection stays open that
+long, and the next query takes it instead of opening the file again. A parked connection is
+closed as soon as a writer of this process asks for the file, when it expires, and by
+`DuckDBWarehouse.close`; a writer in another process waits for it as it waits for any reader
+(at most ``keep_open`` seconds once the queries stop; a connection is reused for at most
+`REUSE_AT_MOST_S`, then closed, so queries arriving without pause never hold the file for good).
+
     wh = DuckDBWarehouse(".costflow/warehouse.duckdb")
     wh.ensure_schema()
     wh.query("SELECT COUNT(*) AS n FROM cost_analytics.cost_line_items")
@@ -68,6 +77,7 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 READ_TIMEOUT_ENV = "COSTFLOW_DUCKDB_READ_TIMEOUT"  # queries of the query side (reader=True)
 DEFAULT_READ_TIMEOUT = 5.0
 FIRST_RETRY, LONGEST_RETRY = 0.01, 0.5  # backoff between attempts to open a held file
+REUSE_AT_MOST_S = 10.0  # a kept-open read-only connection is closed after this long in use
 # Staged Parquet is read in place: inside the commit transaction each staging name is a view
 # over the run's files, so a load copies the data once (into the target), not twice. DuckDB
 # cannot bind parameters in a view, so the file list is a literal of the pipeline's own staging
@@ -121,13 +131,20 @@ class DuckDBWarehouse(Warehouse):
             fail just because another run is committing.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, reader: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, reader: bool = False,
+                 keep_open: float = 0.0) -> None:
         text = os.fspath(path)
         self._memory = text == MEMORY
         self.path: Path | None = None if self._memory else Path(text)
         self.url = f"duckdb:///{text}"
         self.reader = reader
+        self.keep_open = keep_open
         self._shared: duckdb.DuckDBPyConnection | None = None
+
+    def close(self) -> None:
+        """Close the read-only connection parked for the next query, if any (``keep_open``)."""
+        if self.path is not None:
+            _PARKED.close(os.path.abspath(self.path))
 
     @contextmanager
     def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -162,15 +179,27 @@ class DuckDBWarehouse(Warehouse):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         wait = Wait.of(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT) if read_only and self.reader \
             else Wait.of(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT)
+        parked = _PARKED.take(target) if read_only and self.keep_open > 0 else None
         with _turn_to_write(target, not read_only, wait):
-            con, opened_read_only = _open(target, read_only, wait)
+            if parked is not None:
+                con, opened_read_only, opened_at = parked, True, _PARKED.opened_at(parked)
+            else:
+                con, opened_read_only = _open(target, read_only, wait)
+                opened_at = time.monotonic()
+            answered = False
             try:
                 con.execute("SET SESSION TimeZone = 'UTC'")
                 yield con
+                answered = True
             except duckdb.Error as err:
                 _raise_as_disk_full(err, target)
             finally:
-                _close(con, target, opened_read_only)
+                if (answered and opened_read_only and self.keep_open > 0
+                        and time.monotonic() - opened_at < REUSE_AT_MOST_S):
+                    _PARKED.park(target, con, opened_at, self.keep_open)
+                else:
+                    _PARKED.forget(con)
+                    _close(con, target, opened_read_only)
 
     def ensure_schema(self) -> None:
         """Run the rendered DuckDB DDL (idempotent); staging is per commit, as views."""
@@ -361,6 +390,68 @@ _HOLDER_PID = re.compile(r"\(PID (\d+)\)")
 THIS_PROCESS = "another connection of this process"
 
 
+class _ParkedReaders:
+    """Read-only connections kept open after a query (``keep_open``), one per file, each
+    closed by a timer when not taken again in time. Guarded by `_USES_CHANGED` (an RLock), so
+    a waiting writer can close one while it holds the lock; a parked connection still counts
+    as a read-only use of its file until it is closed."""
+
+    def __init__(self) -> None:
+        self._parked: dict[str, tuple[duckdb.DuckDBPyConnection, threading.Timer]] = {}
+        self._opened_at: dict[int, float] = {}
+
+    def take(self, target: str) -> duckdb.DuckDBPyConnection | None:
+        with _USES_CHANGED:
+            found = self._parked.pop(target, None)
+        if found is None:
+            return None
+        found[1].cancel()
+        return found[0]
+
+    def opened_at(self, con: duckdb.DuckDBPyConnection) -> float:
+        with _USES_CHANGED:
+            return self._opened_at.get(id(con), time.monotonic())
+
+    def park(self, target: str, con: duckdb.DuckDBPyConnection, opened_at: float,
+             seconds: float) -> None:
+        with _USES_CHANGED:
+            use = _USES.get(target)
+            if target not in self._parked and not (use and use.writer_waiting):
+                timer = threading.Timer(seconds, self._expire, (target, con))
+                timer.daemon = True
+                self._parked[target] = (con, timer)
+                self._opened_at[id(con)] = opened_at
+                timer.start()
+                return
+        self.forget(con)
+        _close(con, target, True)
+
+    def forget(self, con: duckdb.DuckDBPyConnection) -> None:
+        with _USES_CHANGED:
+            self._opened_at.pop(id(con), None)
+
+    def close(self, target: str) -> bool:
+        """Close ``target``'s parked connection now; returns whether there was one."""
+        with _USES_CHANGED:
+            found = self._parked.pop(target, None)
+            if found is None:
+                return False
+            found[1].cancel()
+            self._opened_at.pop(id(found[0]), None)
+            _close(found[0], target, True)
+            return True
+
+    def _expire(self, target: str, con: duckdb.DuckDBPyConnection) -> None:
+        with _USES_CHANGED:
+            found = self._parked.get(target)
+            if found is None or found[0] is not con:
+                return  # taken again (or closed) since the timer was set
+            self.close(target)
+
+
+_PARKED = _ParkedReaders()
+
+
 @dataclass(frozen=True)
 class Wait:
     """How long to wait for another process to release the file, and the setting that says so."""
@@ -415,6 +506,8 @@ def _claim(target: str, read_only: bool, deadline: float, wait: Wait) -> bool:
                     return True
                 if not read_only and not waiting:
                     use.writer_waiting = waiting = True
+                if not read_only and _PARKED.close(target):
+                    continue  # a parked reader of this process was all it waited for
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise _busy(target, not read_only, wait, THIS_PROCESS)
