@@ -139,3 +139,44 @@ def test_a_row_with_resource_and_spend_cud_credits_is_pooled_the_same_in_any_ord
     assert cols["x_CommitmentCoveredCost"][0].as_py() == Decimal("0.097118")
     assert {c["type"] for c in json.loads(cols["x_Credits"][0].as_py())} == {
         "COMMITTED_USAGE_DISCOUNT", "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE"}
+
+
+def _with_timestamps(batch: pa.RecordBatch, type_: pa.DataType) -> pa.RecordBatch:
+    """``batch`` as a Parquet/Avro flavour delivers it: the three timestamps typed ``type_``."""
+    from costflow.transforms.arrow_ops import parse_timestamp
+
+    columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+    for name in ("usage_start_time", "usage_end_time", "export_time"):
+        text = pa.compute.replace_substring_regex(columns[name], r"\s*UTC$", "Z")
+        instants, errors = parse_timestamp(text, name)
+        assert not errors
+        columns[name] = instants.cast(type_) if type_.tz else pa.compute.cast(
+            instants.cast(pa.int64()), pa.int64()).cast(type_)
+    return pa.RecordBatch.from_pydict(columns)
+
+
+def test_typed_timestamps_give_the_instants_their_text_gives() -> None:
+    """Zone-aware timestamps (Parquet, Avro, BigQuery) skip the detour through text; they must
+    map to the same instants as the JSON text, in any zone and unit; a naive timestamp names
+    no zone and is refused, as its text is, never assumed to be UTC."""
+    normalizer = CATALOG.formats.get("gcp_billing_export_resource_v1")
+    batch = _batch(gs.fixture_rows()[:6])
+    want = normalizer.map(batch).columns
+    keys = ("ChargePeriodStart", "ChargePeriodEnd", "x_ExportTime")
+    for type_ in (pa.timestamp("us", tz="UTC"), pa.timestamp("ms", tz="America/New_York"),
+                  pa.timestamp("ns", tz="UTC"), pa.timestamp("s", tz="+05:30")):
+        mapped = normalizer.map(_with_timestamps(batch, type_))
+        assert not mapped.errors, type_
+        for key in keys:
+            assert mapped.columns[key].to_pylist() == want[key].to_pylist(), (type_, key)
+    naive = normalizer.map(_with_timestamps(batch, pa.timestamp("us")))
+    assert {e.column for e in naive.errors} >= {"usage_start_time", "usage_end_time"}
+    finer = _with_timestamps(batch, pa.timestamp("ns", tz="UTC"))  # one value 1 ns past
+    starts = finer.column(finer.schema.get_field_index("usage_start_time"))
+    nudged = pa.compute.add(starts.cast(pa.int64()), pa.array([1, 0, 0, 0, 0, 0]))
+    finer = finer.set_column(finer.schema.get_field_index("usage_start_time"),
+                             "usage_start_time", nudged.cast(starts.type))
+    refused = normalizer.map(finer).errors
+    assert [(e.column, e.mask.to_pylist()) for e in refused] == [
+        ("usage_start_time", [True, False, False, False, False, False])]
+    assert "microsecond" in refused[0].reason

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from costflow.providers.gcp.export_schema import conform, decimal_text
 from costflow.transforms.arrow_ops import (
     DECIMAL,
+    REASON_NOT_A_TIMESTAMP,
     STRING,
     TIMESTAMP,
     any_true,
@@ -190,7 +191,7 @@ class _Work:
     """One batch being mapped: the conformed columns, errors and data-quality flags."""
 
     def __init__(self, batch: pa.RecordBatch) -> None:
-        self.raw = conform(batch)
+        self.raw = conform(batch, keep_timestamps=True)
         self.n = self.raw.num_rows
         self.errors: list[RowError] = []
         self.flags: dict[str, pa.Array] = {}
@@ -221,12 +222,30 @@ class _Work:
         return parsed
 
     def timestamp(self, name: str) -> pa.Array:
-        parsed, errors = parse_timestamp(_utc_text(self.col(name)), name)
+        values = self.col(name)
+        if pa.types.is_timestamp(values.type):  # kept by conform: an instant already
+            return self._instant(values, name)
+        parsed, errors = parse_timestamp(_utc_text(values), name)
         self.add(errors)
         return parsed
 
     def flag(self, name: str, mask: pa.Array) -> None:
         self.flags[name] = fill_false(mask)
+
+    def _instant(self, values: pa.Array, name: str) -> pa.Array:
+        """A zone-aware timestamp in microseconds: a nanosecond value that is not a whole
+        microsecond is refused by name, as its text would be, never truncated."""
+        if values.type.unit != "ns":
+            try:
+                return pc.cast(values, TIMESTAMP)  # s, ms, us: exact
+            except pa.ArrowInvalid:  # beyond year 294246: its text is refused, row by row
+                parsed, errors = parse_timestamp(_utc_text(pc.cast(values, STRING)), name)
+                self.add(errors)
+                return parsed
+        instants = pc.cast(values, TIMESTAMP, safe=False)
+        finer = pc.not_equal(pc.cast(instants, values.type), values)
+        self.error(finer, name, REASON_NOT_A_TIMESTAMP)
+        return null_where(instants, fill_false(finer))
 
 
 def _check_required(w: _Work) -> None:
