@@ -54,7 +54,7 @@ lint: setup            ## ruff, mypy and the layer contracts (import-linter, pyp
 schema: setup          ## re-render costflow/schemas/generated/ after editing costflow/schemas
 	$(BIN)/python -m costflow.schemas.render --write
 
-bench: setup           ## make bench ROWS=2000000 [PROVIDER=gcp]
+bench: setup           ## make bench ROWS=2000000 [PROVIDER=gcp|azure]
 	$(BIN)/python bench/ingest_bench.py --provider $(PROVIDER) --rows $(ROWS)
 
 clean:

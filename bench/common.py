@@ -88,3 +88,8 @@ def timing(run: dict[str, Any], rows: int) -> dict[str, Any]:
             "peak_rss_mb": round(max(run["rss_max_process_mb"], run["rss_tree_sum_mb"])),
             "rss_max_process_mb": round(run["rss_max_process_mb"]),
             "rss_tree_sum_mb": round(run["rss_tree_sum_mb"])}
+
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal (paths only; they come from the benchmark, never from users)."""
+    return "'" + text.replace("'", "''") + "'"

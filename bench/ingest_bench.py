@@ -21,6 +21,7 @@ Usage::
 
     python bench/ingest_bench.py --rows 2000000 [--workdir bench/out] [--seed 7]
     python bench/ingest_bench.py --provider gcp --rows 1000000   # bench/gcp_ingest_bench.py
+    python bench/ingest_bench.py --provider azure --rows 1000000 # bench/azure_ingest_bench.py
 """
 
 from __future__ import annotations
@@ -171,15 +172,20 @@ def print_table(results: list[dict[str, Any]], bar: dict[str, Any] | None) -> No
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     provider = argparse.ArgumentParser(add_help=False)
-    provider.add_argument("--provider", choices=("aws", "gcp"), default="aws")
+    provider.add_argument("--provider", choices=("aws", "gcp", "azure"), default="aws")
     chosen, rest = provider.parse_known_args(argv)
     if chosen.provider == "gcp":  # its own generator, formats and exactness check
         import gcp_ingest_bench
 
         return gcp_ingest_bench.main(rest)
+    if chosen.provider == "azure":  # an EA export pair; the bar reads the actual-cost file
+        import azure_ingest_bench
+
+        return azure_ingest_bench.main(rest)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--provider", choices=("aws", "gcp"), default="aws",
-                        help="gcp: bench/gcp_ingest_bench.py (see its --help)")
+    parser.add_argument("--provider", choices=("aws", "gcp", "azure"), default="aws",
+                        help="gcp: bench/gcp_ingest_bench.py, azure: bench/azure_ingest_bench.py "
+                             "(see their --help)")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=HERE / "out")
