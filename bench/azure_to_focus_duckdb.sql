@@ -50,9 +50,9 @@ COPY (
             lower(replace(s."PricingModel", ' ', '')) AS model,
             CAST(s."CostInBillingCurrency" AS DECIMAL(38, 18)) AS cost,
             CAST(s."Quantity" AS DECIMAL(38, 18)) AS quantity,
-            -- DuckDB multiplies decimals of at most 38 digits together: prices and quantities
-            -- narrowed to 18 digits (10 and 8 places; the generated export has 4 and 4).
-            CAST(s."Quantity" AS DECIMAL(18, 8)) AS quantity_factor,
+            -- DuckDB multiplies decimals of at most 38 digits together: prices, quantities and blocks
+            -- narrowed to 19 digits (10, 8 and 4 places; the generated export has 4, 4 and 0).
+            CAST(s."Quantity" AS DECIMAL(19, 8)) AS quantity_factor,
             lower(regexp_extract(s."ResourceId", '/providers/([^/]+/[^/]+)', 1)) AS rtype
         FROM source AS s
     ),
@@ -64,7 +64,7 @@ COPY (
             coalesce(sv.service_category, st.service_category) AS service_category,
             coalesce(sv.service_subcategory, st.service_subcategory) AS service_subcategory,
             r.region_id, r.region_name,
-            CAST(coalesce(u.pricing_block_size, '1') AS DECIMAL(18, 8)) AS block,
+            CAST(coalesce(u.pricing_block_size, '1') AS DECIMAL(19, 4)) AS block,
             coalesce(u.distinct_units, t."UnitOfMeasure") AS pricing_unit,
             ty.singular_display_name AS type_name
         FROM typed AS t
@@ -115,10 +115,10 @@ COPY (
         cost AS BilledCost,
         cost AS EffectiveCost,
         coalesce(CASE WHEN charge IN ('usage', 'unusedreservation', 'unusedsavingsplan')
-                      THEN CAST(CAST("PayGPrice" AS DECIMAL(18, 10)) * quantity_factor
+                      THEN CAST(CAST("PayGPrice" AS DECIMAL(19, 10)) * quantity_factor
                                 AS DECIMAL(38, 18)) END, cost) AS ListCost,
         CASE WHEN charge = 'usage'
-             THEN coalesce(CAST(CAST("UnitPrice" AS DECIMAL(18, 10)) * quantity_factor
+             THEN coalesce(CAST(CAST("UnitPrice" AS DECIMAL(19, 10)) * quantity_factor
                                 AS DECIMAL(38, 18)), cost)
              ELSE cost END AS ContractedCost,
         CASE WHEN charge <> 'tax' THEN CAST(quantity_factor * block AS DECIMAL(38, 18))

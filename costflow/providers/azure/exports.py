@@ -16,9 +16,10 @@ module
    ``exportConfig.resourceId``, else the same path with the dataset word removed). The pair is
    joined while reading (`read_azure`): each actual row gets its amortized twin's cost
    (``costflow:AmortizedCost``), matched on every column amortization leaves unchanged plus the
-   occurrence number of that identity; amortized rows without an actual twin are read from the
-   amortized file with ``costflow:Dataset = amortized-only`` (BilledCost 0). One output row per
-   input row, lineage pointing at the file and row each came from.
+   occurrence number of that identity (`costflow.providers.azure.pairing`, in bounded memory);
+   amortized rows without an actual twin are read from the amortized file with
+   ``costflow:Dataset = amortized-only`` (BilledCost 0). One output row per input row, lineage
+   pointing at the file and row each came from.
 
 It also plans ``az://container/prefix`` with the official azure-storage-blob client: blobs are
 listed once, the same selection applies, and an opener lets the csv/parquet readers stream them.
@@ -36,12 +37,11 @@ import os
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from costflow.errors import ConfigError, SourceError
 from costflow.providers.azure.cost_details import (
@@ -51,6 +51,7 @@ from costflow.providers.azure.cost_details import (
     AzureCostNormalizer,
 )
 from costflow.providers.azure.headers import currency_spellings, identity_columns, resolve
+from costflow.providers.azure.pairing import Pairing, pair
 from costflow.sources import files as file_sources
 from costflow.sources.contract import Plan, SourceCatalog, SourceFile
 from costflow.transforms.arrow_text import as_text
@@ -348,78 +349,31 @@ def _with_columns(batch: pa.RecordBatch, dataset: str,
                                                                           AMORTIZED_COST])
 
 
-def _read_table(parts: tuple[SourceFile, ...],
-                catalog: SourceCatalog) -> tuple[pa.Table, list[int]]:
-    """All parts of a run as one table of strings, and each part's first row offset."""
-    tables: list[pa.Table] = []
-    offsets: list[int] = []
-    total = 0
-    for part in parts:
-        batches = [b for _, b in catalog.read_batches(part)]
-        table = pa.Table.from_batches(batches) if batches else pa.table(
-            {c: pa.array([], pa.string()) for c in part.columns})
-        table = table.select(list(part.columns))
-        table = pa.table({n: as_text(c.combine_chunks()) for n, c in zip(
-            table.column_names, table.columns, strict=True)})
-        if tables and table.schema.names != tables[0].schema.names:
-            raise SourceError(part.uri, "has a different header than the other parts of its "
-                              "export run.", expected="parts of one run to share one header")
-        tables.append(table)
-        offsets.append(total)
-        total += table.num_rows
-    return pa.concat_tables(tables), offsets + [total]
+def _part_batches(catalog: SourceCatalog) -> Callable[[SourceFile], Iterator[pa.RecordBatch]]:
+    """One part's batches, its header's columns in order, as export text."""
+    def read(part: SourceFile) -> Iterator[pa.RecordBatch]:
+        for _, batch in catalog.read_batches(part):
+            yield as_text_batch(batch.select(list(part.columns)))
+    return read
 
 
-def _identity(table: pa.Table, names: list[str]) -> pa.Array:
-    """Per row: the identity text plus its occurrence number among equal identities."""
-    parts = [pc.fill_null(table.column(n).combine_chunks(), "\x00") for n in names]
-    text = pc.binary_join_element_wise(*parts, "\x1f") if parts else pa.repeat(
-        pa.scalar(""), table.num_rows)
-    codes = pc.dictionary_encode(text).indices.to_numpy(zero_copy_only=False)
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
-    group_start = np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
-    occurrence = np.empty(len(codes), dtype=np.int64)
-    occurrence[order] = np.arange(len(codes)) - group_start
-    return pc.binary_join_element_wise(text, pc.cast(pa.array(occurrence), pa.string()),
-                                       "\x1e")
-
-
-@dataclass
-class _Join:
-    actual: pa.Table
-    actual_offsets: list[int]
-    amortized: pa.Table
-    amortized_offsets: list[int]
-    amortized_cost: pa.Array      # aligned with actual rows; null without a twin
-    amortized_unmatched: np.ndarray
-
-
-_CACHE: dict[tuple, _Join] = {}
+_CACHE: dict[tuple, Pairing] = {}
 _LOCK = threading.Lock()
 
 
 def _join(actual: tuple[SourceFile, ...], amortized: tuple[SourceFile, ...],
-          catalog: SourceCatalog) -> _Join:
+          catalog: SourceCatalog) -> Pairing:
+    """The pair's matches (`costflow.providers.azure.pairing`), computed once per pair."""
     key = tuple((f.uri, f.sha256) for f in actual + amortized)
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
-        a_table, a_offsets = _read_table(actual, catalog)
-        m_table, m_offsets = _read_table(amortized, catalog)
-        pairs = identity_columns(a_table.column_names, m_table.column_names)
-        a_key = _identity(a_table, [a for a, _ in pairs])
-        m_key = _identity(m_table, [m for _, m in pairs])
-        positions = pc.index_in(a_key, value_set=m_key)
-        cost_name = resolve(m_table.column_names).get("cost")
+        cost_name = resolve(list(amortized[0].columns)).get("cost")
         if cost_name is None:
             raise SourceError(amortized[0].uri, "has no cost column.",
                               expected="CostInBillingCurrency, Cost or PreTaxCost")
-        m_cost = m_table.column(cost_name).combine_chunks()
-        matched = pc.is_in(m_key, value_set=a_key).to_numpy(zero_copy_only=False)
-        result = _Join(a_table, a_offsets, m_table, m_offsets, pc.take(m_cost, positions),
-                       ~matched)
+        names = identity_columns(list(actual[0].columns), list(amortized[0].columns))
+        result = pair(actual, amortized, names, cost_name, _part_batches(catalog))
         _CACHE.clear()  # one pair at a time: runs are read file after file
         _CACHE[key] = result
         return result
@@ -431,26 +385,30 @@ def _part_index(source: AzureSourceFile, run: tuple[SourceFile, ...]) -> int:
 
 def _read_paired(source: AzureSourceFile,
                  catalog: SourceCatalog) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """The part's rows again, batch by batch: actual rows with their twin's cost, amortized
+    rows only where they have no actual twin (each keeps its own row number)."""
     join = _join(source.actual_run, source.amortized_run, catalog)
+    read = _part_batches(catalog)
     if source.dataset == "actual":
         i = _part_index(source, source.actual_run)
-        start, stop = join.actual_offsets[i], join.actual_offsets[i + 1]
-        for first in range(start, stop, BATCH_ROWS):
-            length = min(BATCH_ROWS, stop - first)
-            batch = join.actual.slice(first, length).combine_chunks().to_batches()[0]
-            yield first - start + 1, _with_columns(
-                batch, "actual+amortized", join.amortized_cost.slice(first, length))
+        part, row = source.actual_run[i], join.actual_offsets[i]
+        first = 1
+        for batch in read(part):
+            yield first, _with_columns(batch, "actual+amortized",
+                                       join.amortized_cost.slice(row, batch.num_rows))
+            first, row = first + batch.num_rows, row + batch.num_rows
         return
     i = _part_index(source, source.amortized_run)
-    start, stop = join.amortized_offsets[i], join.amortized_offsets[i + 1]
-    unmatched = join.amortized_unmatched[start:stop]
-    # Contiguous runs of amortized-only rows keep their own row numbers (lineage).
-    edges = np.flatnonzero(np.diff(np.r_[0, unmatched.astype(np.int8), 0]))
-    for run_start, run_stop in zip(edges[::2], edges[1::2], strict=True):
-        for first in range(int(run_start), int(run_stop), BATCH_ROWS):
-            length = min(BATCH_ROWS, int(run_stop) - first)
-            table = join.amortized.slice(start + first, length).combine_chunks()
-            yield first + 1, _with_columns(table.to_batches()[0], "amortized-only")
+    part, row = source.amortized_run[i], join.amortized_offsets[i]
+    first = 1
+    for batch in read(part):
+        unmatched = join.amortized_unmatched[row:row + batch.num_rows]
+        # Contiguous runs of amortized-only rows keep their own row numbers (lineage).
+        edges = np.flatnonzero(np.diff(np.r_[0, unmatched.astype(np.int8), 0]))
+        for run_start, run_stop in zip(edges[::2], edges[1::2], strict=True):
+            yield first + int(run_start), _with_columns(
+                batch.slice(int(run_start), int(run_stop - run_start)), "amortized-only")
+        first, row = first + batch.num_rows, row + batch.num_rows
 
 
 def as_text_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
