@@ -25,16 +25,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from string import Template
 from typing import Any
 
-from common import HERE, ROOT, run_measured, sql_literal, timing
+from common import (
+    HERE,
+    ROOT,
+    add_bar_arguments,
+    print_table,
+    render_bar,
+    run_bar,
+    run_measured,
+    run_statement,
+    sql_literal,
+    timing,
+    write_result,
+)
 
 SQL = HERE / "azure_to_focus_duckdb.sql"
 MAPPINGS = ROOT / "costflow" / "providers" / "azure" / "mappings"
@@ -99,31 +108,18 @@ def bench_ingest(label: str, source: str, workdir: Path, rows: int, billed: Deci
 
 
 def render_sql(source: Path, out: Path) -> str:
-    return Template(SQL.read_text()).substitute(
-        source=sql_literal(str(source)), out=sql_literal(str(out)),
-        **{name: sql_literal(str(MAPPINGS / f"azure_{file}.csv")) for name, file in (
-            ("services", "services"), ("regions", "regions"), ("units", "pricing_units"),
-            ("types", "resource_types"))})
-
-
-def duckdb_worker(source: Path, out: Path, threads: int) -> None:
-    """Child-process body: run the one statement, print its own statement time as JSON."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute(f"SET threads = {int(threads)}")
-    started = time.perf_counter()
-    con.execute(render_sql(source, out))
-    print(json.dumps({"statement_seconds": time.perf_counter() - started}))
+    """The bar's statement for the actual-cost file ``source``."""
+    return render_bar(SQL, {name: MAPPINGS / f"azure_{file}.csv" for name, file in (
+        ("services", "services"), ("regions", "regions"), ("units", "pricing_units"),
+        ("types", "resource_types"))},
+        source=sql_literal(str(source)), out=sql_literal(str(out)))
 
 
 def bench_duckdb(source: Path, workdir: Path, rows: int, billed: Decimal,
                  threads: int) -> dict[str, Any]:
     """The bar on ``source`` in its own process; its total checked against the truth."""
     out = workdir / "focus_duckdb_azure.parquet"
-    out.unlink(missing_ok=True)
-    run = run_measured([sys.executable, str(Path(__file__).resolve()), "--_duckdb-worker",
-                        "--source", str(source), "--out", str(out), "--threads", str(threads)])
+    run = run_bar(str(Path(__file__).resolve()), source, out, threads)
     if run["exit_code"] != 0:
         return {"ok": False, "exact": False, "message": run["stderr"][-2000:]}
     got, _, n = _totals(":memory:", f"read_parquet({sql_literal(str(out))})")
@@ -136,16 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000, help="usage rows per export")
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--workdir", type=Path, default=HERE / "out")
-    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (bar)")
-    parser.add_argument("--skip-duckdb", action="store_true", help="measure ours only")
-    parser.add_argument("--_duckdb-worker", dest="worker", action="store_true",
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    add_bar_arguments(parser, HERE / "out")
     args = parser.parse_args(argv)
     if args.worker:
-        duckdb_worker(args.source, args.out, args.threads)
+        run_statement(render_sql(args.source, args.out), args.threads)
         return 0
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -166,31 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     pair = bench_ingest("actual+amortized", gen["root"], workdir, rows, actual,
                         Decimal(gen["amortized_total"]))
     results = [single, pair]
-    print(f"\n{'input':<18}{'tool':<17}{'rows':>9}{'seconds':>9}{'rows/s':>9}"
-          f"{'peak RSS MB':>13}{'exact':>7}{'ours/duckdb speed':>19}")
-    for r in results:
-        ratio = f"{r['ratio_to_duckdb']:.3f}" if "ratio_to_duckdb" in r else ""
-        print(f"{r['input']:<18}{'costflow ingest':<17}{r['rows']:>9}{r['seconds']:>9.2f}"
-              f"{r['rows_per_s']:>9}{r['peak_rss_mb']:>13}{str(r['exact']):>7}{ratio:>19}")
-        bar = r.get("duckdb")
-        if bar and bar["ok"]:
-            print(f"{'':<18}{'duckdb 1 SQL':<17}{r['rows']:>9}{bar['seconds']:>9.2f}"
-                  f"{bar['rows_per_s']:>9}{bar['peak_rss_mb']:>13}{str(bar['exact']):>7}")
-    import duckdb
-    import pyarrow
-
-    out = workdir / "azure_bench_result.json"
-    out.write_text(json.dumps({
-        "rows": args.rows, "seed": args.seed, "input": gen, "results": results,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
-    print(f"\nwritten: {out}")
-    failed = [r for r in results if not r["exact"]]
-    for r in failed:
-        print(f"\nFAILED ({r['input']}): not exact:\n  " + "\n  ".join(r["problems"]),
-              file=sys.stderr)
-    return 1 if failed else 0
+    print_table(results, "input")
+    return write_result(workdir / "azure_bench_result.json",
+                        {"rows": args.rows, "seed": args.seed, "input": gen}, results, "input")
 
 
 if __name__ == "__main__":

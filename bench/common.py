@@ -9,8 +9,10 @@ which puts ``bench/`` on ``sys.path``: they import this module as ``common``.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -93,3 +95,79 @@ def timing(run: dict[str, Any], rows: int) -> dict[str, Any]:
 def sql_literal(text: str) -> str:
     """A SQL string literal (paths only; they come from the benchmark, never from users)."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def run_statement(sql: str, threads: int) -> None:
+    """Child-process body of a DuckDB bar: run one statement on ``threads`` threads and print
+    its own time as JSON (``statement_seconds``)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(threads)}")
+    started = time.perf_counter()
+    con.execute(sql)
+    print(json.dumps({"statement_seconds": time.perf_counter() - started}))
+
+
+def run_bar(script: str, source: Path, out: Path, threads: int) -> dict[str, Any]:
+    """``script --_duckdb-worker`` (a bar's statement, `run_statement`) in its own process,
+    measured like `run_measured`; ``out`` (the bar's output) is removed first."""
+    out.unlink(missing_ok=True)
+    return run_measured([sys.executable, script, "--_duckdb-worker", "--source", str(source),
+                         "--out", str(out), "--threads", str(threads)])
+
+
+def print_table(results: list[dict[str, Any]], label: str) -> None:
+    """Ours and the bar, a line each, per result (``label``: the key naming the input)."""
+    width = max(9, *(len(str(r[label])) + 2 for r in results))
+    print(f"\n{label:<{width}}{'tool':<18}{'rows':>10}{'seconds':>9}{'rows/s':>10}"
+          f"{'peak RSS MB':>13}{'exact':>7}{'ours/duckdb speed':>19}")
+    for r in results:
+        ratio = f"{r['ratio_to_duckdb']:.3f}" if "ratio_to_duckdb" in r else ""
+        print(f"{r[label]:<{width}}{'costflow ingest':<18}{r['rows']:>10}{r['seconds']:>9.2f}"
+              f"{r['rows_per_s']:>10}{r['peak_rss_mb']:>13}{str(r['exact']):>7}{ratio:>19}")
+        bar = r.get("duckdb")
+        if bar and bar["ok"]:
+            print(f"{'':<{width}}{'duckdb 1 SQL':<18}{r['rows']:>10}{bar['seconds']:>9.2f}"
+                  f"{bar['rows_per_s']:>10}{bar['peak_rss_mb']:>13}{str(bar['exact']):>7}")
+
+
+def write_result(out: Path, payload: dict[str, Any], results: list[dict[str, Any]],
+                 label: str) -> int:
+    """The results as JSON with the machine's versions; exit code 1 if any is not exact."""
+    import duckdb
+    import pyarrow
+
+    out.write_text(json.dumps({
+        **payload, "results": results,
+        "machine": {"cpus": os.cpu_count(), "python": __import__("platform").python_version(),
+                    "duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
+    print(f"\nwritten: {out}")
+    failed = [r for r in results if not r["exact"]]
+    for r in failed:
+        print(f"\nFAILED ({r[label]}): not exactly the source's totals:\n  "
+              + "\n  ".join(r["problems"]), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def render_bar(template: Path, mappings: dict[str, Path], **sql: str) -> str:
+    """A bar's statement: ``template`` (string.Template) with each mapping file as a quoted
+    path and each of ``sql`` as given (already SQL: literals or reader expressions)."""
+    from string import Template
+
+    return Template(template.read_text()).substitute(
+        **{name: sql_literal(str(path)) for name, path in mappings.items()}, **sql)
+
+
+def add_bar_arguments(parser: Any, workdir: Path) -> None:
+    """The options every ingest benchmark with a DuckDB bar takes (and the worker's own)."""
+    import argparse
+
+    parser.add_argument("--workdir", type=Path, default=workdir)
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (bar)")
+    parser.add_argument("--skip-duckdb", action="store_true", help="measure ours only")
+    parser.add_argument("--_duckdb-worker", dest="worker", action="store_true",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)

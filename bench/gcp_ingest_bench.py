@@ -24,16 +24,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
-from string import Template
 from typing import Any
 
-from common import HERE, ROOT, run_measured, timing
+from common import (
+    HERE,
+    ROOT,
+    add_bar_arguments,
+    print_table,
+    render_bar,
+    run_bar,
+    run_measured,
+    run_statement,
+    sql_literal,
+    timing,
+    write_result,
+)
 
 SUFFIX = {"parquet": ".parquet", "jsonl": ".json.gz"}
 SQL = HERE / "gcp_to_focus_duckdb.sql"
@@ -119,31 +127,14 @@ def bench_ingest(source: Path, workdir: Path, rows: int, truth: Truth,
     return {**result, "exact": not problems, "problems": problems}
 
 
-def _literal(text: str) -> str:
-    """A SQL string literal (paths only; they come from this script, not from users)."""
-    return "'" + text.replace("'", "''") + "'"
-
 
 def render_sql(source: Path, out: Path) -> str:
     """The bar's statement for ``source`` (Parquet, or JSON lines with or without gzip)."""
-    reader = (f"read_parquet({_literal(str(source))})" if source.suffix == ".parquet" else
-              f"read_json({_literal(str(source))}, format = 'newline_delimited')")
-    return Template(SQL.read_text()).substitute(
-        reader=reader, out=_literal(str(out)),
-        **{name: _literal(str(MAPPINGS / f"gcp_{file}.csv")) for name, file in (
-            ("services", "services"), ("regions", "regions"), ("units", "units"),
-            ("types", "resource_types"))})
-
-
-def duckdb_worker(source: Path, out: Path, threads: int) -> None:
-    """Child-process body: run the one statement, print its own statement time as JSON."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute(f"SET threads = {int(threads)}")
-    started = time.perf_counter()
-    con.execute(render_sql(source, out))
-    print(json.dumps({"statement_seconds": time.perf_counter() - started}))
+    reader = (f"read_parquet({sql_literal(str(source))})" if source.suffix == ".parquet" else
+              f"read_json({sql_literal(str(source))}, format = 'newline_delimited')")
+    return render_bar(SQL, {name: MAPPINGS / f"gcp_{file}.csv" for name, file in (
+        ("services", "services"), ("regions", "regions"), ("units", "units"),
+        ("types", "resource_types"))}, reader=reader, out=sql_literal(str(out)))
 
 
 def bench_duckdb(source: Path, workdir: Path, rows: int, truth: Truth,
@@ -152,15 +143,13 @@ def bench_duckdb(source: Path, workdir: Path, rows: int, truth: Truth,
     import duckdb
 
     out = workdir / "focus_duckdb_gcp.parquet"
-    out.unlink(missing_ok=True)
-    run = run_measured([sys.executable, str(Path(__file__).resolve()), "--_duckdb-worker",
-                        "--source", str(source), "--out", str(out), "--threads", str(threads)])
+    run = run_bar(str(Path(__file__).resolve()), source, out, threads)
     if run["exit_code"] != 0:
         return {"ok": False, "exact": False, "message": run["stderr"][-2000:]}
     with duckdb.connect() as con:
         found = con.execute(
             "SELECT BillingAccountId, strftime(BillingPeriodStart, '%Y%m'), SUM(BilledCost), "
-            f"COUNT(*) FROM read_parquet({_literal(str(out))}) GROUP BY ALL").fetchall()
+            f"COUNT(*) FROM read_parquet({sql_literal(str(out))}) GROUP BY ALL").fetchall()
     sums = {(a, m): Decimal(str(b)) for a, m, b, _ in found}
     statement = json.loads(run["stdout"])["statement_seconds"]
     return {"ok": True, **timing(run, rows), "statement_seconds": round(statement, 2),
@@ -172,20 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--workdir", type=Path, default=HERE / "out")
     parser.add_argument("--formats", default="parquet,jsonl",
                         help="comma-separated: parquet, jsonl")
-    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (bar)")
-    parser.add_argument("--skip-duckdb", action="store_true", help="measure ours only")
     parser.add_argument("--ingest-arg", action="append", default=[], metavar="FLAG",
                         help="pass FLAG to `costflow ingest` (repeatable)")
-    parser.add_argument("--_duckdb-worker", dest="worker", action="store_true",
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    add_bar_arguments(parser, HERE / "out")
     args = parser.parse_args(argv)
     if args.worker:
-        duckdb_worker(args.source, args.out, args.threads)
+        run_statement(render_sql(args.source, args.out), args.threads)
         return 0
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(SUFFIX))
@@ -211,32 +194,10 @@ def main(argv: list[str] | None = None) -> int:
                 ours["problems"].append(f"the DuckDB bar failed: {bar['message']}")
                 ours["exact"] = False
         results.append(ours)
-    print(f"\n{'format':<9}{'tool':<18}{'rows':>10}{'seconds':>9}{'rows/s':>10}"
-          f"{'peak RSS MB':>13}{'exact':>7}{'ours/duckdb speed':>19}")
-    for r in results:
-        ratio = f"{r['ratio_to_duckdb']:.3f}" if "ratio_to_duckdb" in r else ""
-        print(f"{r['format']:<9}{'costflow ingest':<18}{r['rows']:>10}{r['seconds']:>9.2f}"
-              f"{r['rows_per_s']:>10}{r['peak_rss_mb']:>13}{str(r['exact']):>7}{ratio:>19}")
-        bar = r.get("duckdb")
-        if bar and bar["ok"]:
-            print(f"{'':<9}{'duckdb 1 SQL':<18}{r['rows']:>10}{bar['seconds']:>9.2f}"
-                  f"{bar['rows_per_s']:>10}{bar['peak_rss_mb']:>13}{str(bar['exact']):>7}")
-    import duckdb
-    import pyarrow
-
-    out = workdir / "gcp_bench_result.json"
-    out.write_text(json.dumps({
-        "rows": args.rows, "seed": args.seed, "ingest_args": args.ingest_arg, "inputs": inputs,
-        "results": results,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
-    print(f"\nwritten: {out}")
-    failed = [r for r in results if not r["exact"]]
-    for r in failed:
-        print(f"\nFAILED ({r['format']}): the warehouse does not match the source exactly:\n  "
-              + "\n  ".join(r["problems"]), file=sys.stderr)
-    return 1 if failed else 0
+    print_table(results, "format")
+    return write_result(workdir / "gcp_bench_result.json",
+                        {"rows": args.rows, "seed": args.seed, "ingest_args": args.ingest_arg,
+                         "inputs": inputs}, results, "format")
 
 
 if __name__ == "__main__":
