@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from costflow.transforms import arrow_ops as ops
@@ -167,6 +168,26 @@ def test_json_escape_handles_backslash_quote_and_control_characters():
                                    "\\u0000\\u0001\\u001f", "café ☃", None]
     for original, text in zip(raw.to_pylist()[:5], escaped.to_pylist()[:5], strict=True):
         assert json.loads(f'"{text}"') == original
+
+
+def test_json_escape_over_repeated_values_equals_each_value_escaped():
+    """Repeated values are escaped once per distinct value (`on_distinct`); every row must
+    still get its own value's escape, nulls stay null, order is kept."""
+    values = ['say "hi"', "C:\\temp", "tab\there", "plain", None, "\x07bell", "café"]
+    rows = [values[(i * 3) % len(values)] for i in range(2000)]
+    escaped = ops.json_escape(_strings(*rows)).to_pylist()
+    assert [None if t is None else json.loads(f'"{t}"') for t in escaped] == rows
+    distinct = [f'v"{i}' for i in range(1000)]  # mostly distinct: computed directly
+    assert ops.json_escape(_strings(*distinct)).to_pylist() == [f'v\\"{i}' for i in range(1000)]
+
+
+def test_on_distinct_maps_each_row_through_its_value():
+    rows = pa.array(["a", "bb", None, "a", "ccc"] * 100, pa.string())
+    lengths = ops.on_distinct(rows, pc.utf8_length)
+    assert lengths.to_pylist() == [None if r is None else len(r) for r in rows.to_pylist()]
+    chunked = pa.chunked_array([rows.slice(0, 250), rows.slice(250)])
+    assert ops.on_distinct(chunked, pc.utf8_upper).to_pylist() == [
+        None if r is None else r.upper() for r in rows.to_pylist()]
 
 
 def test_json_object_from_columns_escapes_and_aligns_rows():

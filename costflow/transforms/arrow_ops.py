@@ -329,13 +329,39 @@ def map_values(arr: pa.Array, mapping: Mapping[str, object], default: object = N
     return take_values(index_in(arr, list(mapping)), list(mapping.values()), type_, default)
 
 
+def on_distinct(arr: pa.Array, elementwise: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``elementwise(arr)``, computed once per distinct value when the values repeat.
+
+    Export columns mostly do (a resource's name on each of its hourly rows, a few label
+    values over thousands of rows): string kernels (regular expressions, escaping) then run
+    on the few distinct values, ~30x faster on a GCP batch. ``elementwise`` must map each
+    value on its own, null to null. Mostly distinct values are computed directly.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if len(arr) < _DISTINCT_MIN_ROWS:
+        return elementwise(arr)
+    encoded = pc.dictionary_encode(arr)
+    if len(encoded.dictionary) * 2 > len(arr):
+        return elementwise(arr)
+    return pc.take(elementwise(encoded.dictionary), encoded.indices)
+
+
+_DISTINCT_MIN_ROWS = 256
+
+
 def json_escape(arr: pa.Array) -> pa.Array:
     """Escape string values for use inside a JSON string literal (RFC 8259 §7).
 
     Backslash first (the later escapes add backslashes of their own), then the quote, then the
     control characters U+0000..U+001F. Each pass runs only when a value needs it, so clean data
-    costs one scan per character class. Non-ASCII text stays as UTF-8, which JSON allows.
+    costs one scan per character class, over the distinct values (`on_distinct`). Non-ASCII
+    text stays as UTF-8, which JSON allows.
     """
+    return on_distinct(arr, _json_escape)
+
+
+def _json_escape(arr: pa.Array) -> pa.Array:
     if any_true(pc.match_substring(arr, "\\")):
         arr = pc.replace_substring(arr, "\\", "\\\\")
     if any_true(pc.match_substring(arr, '"')):

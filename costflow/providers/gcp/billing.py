@@ -45,6 +45,7 @@ from costflow.transforms.arrow_ops import (
     json_object_from_columns,
     map_values,
     null_where,
+    on_distinct,
     parse_decimal,
     parse_quantity,
     parse_timestamp,
@@ -159,13 +160,17 @@ _RESOURCE_KIND = r"^//(?P<service>[^/]+)/(?:.*/)?(?P<collection>[^/]+)/[^/]+$"
 def _resource_type(w: _Work, global_name: pa.Array) -> pa.Array:
     """ResourceType of each row with a full resource name; a kind not in the table is null and
     flagged ``ResourceType:unmapped`` rather than guessed."""
-    parts = pc.extract_regex(global_name, _RESOURCE_KIND)
-    kind = pc.binary_join_element_wise(pc.struct_field(parts, "service"),
-                                       pc.struct_field(parts, "collection"), "/")
-    typed = map_values(kind, RESOURCE_TYPES)
+    typed = on_distinct(global_name, _resource_kind_type)
     w.flag("ResourceType:unmapped", fill_false(pc.and_(pc.is_valid(global_name),
                                                        pc.is_null(typed))))
     return typed
+
+
+def _resource_kind_type(global_name: pa.Array) -> pa.Array:
+    parts = pc.extract_regex(global_name, _RESOURCE_KIND)
+    kind = pc.binary_join_element_wise(pc.struct_field(parts, "service"),
+                                       pc.struct_field(parts, "collection"), "/")
+    return map_values(kind, RESOURCE_TYPES)
 
 
 def _region_name(w: _Work, region: pa.Array) -> pa.Array:
