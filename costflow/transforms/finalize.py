@@ -64,8 +64,10 @@ def finalize(batch: pa.RecordBatch, mapped: Mapped, ctx: BatchContext) -> Finali
     errors = list(mapped.errors) + hard_rule_errors(table)
     failed = _any(errors, n)
     good = pc.invert(failed)
-    # Every row left satisfies the declared nullability, so it takes the strict schema.
-    rows = pa.Table.from_arrays(table.filter(good).columns, schema=ROW_SCHEMA)
+    # Every row left satisfies the declared nullability, so it takes the strict schema. A
+    # batch without a failed row (nearly all) is taken whole: filtering copies every column.
+    kept = table.filter(good) if errors and pc.any(failed).as_py() else table
+    rows = pa.Table.from_arrays(kept.columns, schema=ROW_SCHEMA)
     dead = _dead_letters(batch, table, mapped.source_basis, errors, failed)
     slices = _slice_stats(table, mapped.source_basis, good)
     if line_items is not None and rows.num_rows < n:
