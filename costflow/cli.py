@@ -10,7 +10,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from datetime import date
 from typing import Any
 
@@ -268,7 +270,22 @@ def _reported_by_the_cli(record: logging.LogRecord) -> bool:
     return True
 
 
+def honor_deliberate_interrupts() -> None:
+    """Take SIGINT as Ctrl-C even if it was ignored when we started, when we lead our own session.
+
+    A process started in the background of a script inherits SIGINT ignored, and Python keeps
+    it so. A costflow that leads its own session (a sync's ingest child) has no terminal a
+    Ctrl-C could come from: a SIGINT it gets is the sync stopping it on purpose, and it must
+    record its run as interrupted and remove its staging, not be killed after the grace period.
+    """
+    if (threading.current_thread() is threading.main_thread()
+            and os.getsid(0) == os.getpid()
+            and signal.getsignal(signal.SIGINT) == signal.SIG_IGN):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
+    honor_deliberate_interrupts()
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "ingest":

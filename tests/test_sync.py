@@ -338,8 +338,25 @@ accounts:
         "consecutive_failures"] == 2
 
 
+def start_sync(config: Path, cwd: Path, sigint: str) -> subprocess.Popen[str]:
+    """`costflow sync` in a process of its own with SIGINT as given ("default": Ctrl-C works;
+    "ignored": as in a background job of a script), whatever the test runner's is."""
+    handler = {"default": "signal.default_int_handler", "ignored": "signal.SIG_IGN"}[sigint]
+    boot = (f"import runpy, signal, sys; signal.signal(signal.SIGINT, {handler}); "
+            "runpy.run_module('costflow.cli', run_name='__main__')")
+    return subprocess.Popen([sys.executable, "-c", boot, "sync", "--config", str(config),
+                             "--parallel", "1"], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
 @pytest.mark.slow
-def test_ctrl_c_stops_the_ingests_releases_the_lock_and_records_interrupted(place: Path) -> None:
+@pytest.mark.parametrize(("sigint", "stop"), [("default", signal.SIGINT),
+                                               ("ignored", signal.SIGTERM)])
+def test_ctrl_c_stops_the_ingests_releases_the_lock_and_records_interrupted(
+        place: Path, sigint: str, stop: signal.Signals) -> None:
+    """Ctrl-C, or SIGTERM from a scheduler to a sync that runs with SIGINT ignored (its
+    children inherit that): the running ingest records itself interrupted and removes its
+    staging, instead of being killed after the grace period."""
     october = write_gcp(place / "exports/gcp/202610", "202610", 7)
     config = place / "costflow.yaml"
     config.write_text(header(place) + f"""
@@ -351,15 +368,14 @@ accounts:
     sources: [{{uri: {october}, id: oct}}, {{uri: {october}, id: again}}]
 """)
     meta = f"local:///{place}/meta.sqlite"
-    sync_process = subprocess.Popen(
-        [sys.executable, "-m", "costflow.cli", "sync", "--config", str(config), "--parallel",
-         "1"], cwd=place, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    staging = place / ".costflow" / "staging"
+    sync_process = start_sync(config, place, sigint)
     deadline = time.monotonic() + 120
-    while not metadata_docs(meta, []) and time.monotonic() < deadline:  # the lock is taken
-        time.sleep(0.5)
-    assert metadata_docs(meta, []), "the sync never took its lock"
-    time.sleep(2)  # its first ingest has started (an ingest takes far longer than this)
-    sync_process.send_signal(signal.SIGINT)
+    while not (staging.is_dir() and any(staging.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the first ingest has begun its run (ledger row, staging directory)
+    assert staging.is_dir() and any(staging.iterdir()), "the first ingest never started"
+    assert metadata_docs(meta, []), "the sync holds no lock"
+    sync_process.send_signal(stop)
     out, err = sync_process.communicate(timeout=300)
     assert sync_process.returncode == 130, err
     assert row_of(out, "oct")[4] == "interrupted"
@@ -371,8 +387,10 @@ accounts:
     assert set(state) == {"oct"}  # the source never started has no attempt recorded
     assert state["oct"]["last_status"] == "interrupted"
     assert state["oct"]["consecutive_failures"] == 0
-    assert "succeeded" not in (ledger(place / "wh.duckdb") if (place / "wh.duckdb").exists()
-                               else {})
+    # The ingest stopped itself: its run is recorded failed (a killed one stays 'running'
+    # until the next run sweeps it) and its staging is gone.
+    assert ledger(place / "wh.duckdb") == {"failed": 1}
+    assert not any(staging.iterdir())
     assert due(SyncItem("acme", GCP_ACCOUNT, "gcp", None, "oct", str(october), (), None,
                         "0 6 * * *"), state["oct"]).reason == "last attempt interrupted"
 

@@ -97,7 +97,9 @@ class Child:
         self._out: IO[bytes] = tempfile.TemporaryFile(prefix="costflow-sync-out-")  # noqa: SIM115
         self._err: IO[bytes] = tempfile.TemporaryFile(prefix="costflow-sync-err-")  # noqa: SIM115
         # Its own session: a Ctrl-C at the terminal reaches the sync only, which then
-        # interrupts each child once and waits for it to record itself (see `interrupt`).
+        # interrupts each child once and waits for it to record itself (see `interrupt`);
+        # the child honours that SIGINT even if we run with it ignored
+        # (`costflow.cli.honor_deliberate_interrupts`).
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._out,
                                         stderr=self._err, env=env, cwd=cwd,
                                         start_new_session=True)
