@@ -348,6 +348,25 @@ def test_a_parquet_rewritten_in_place_while_it_is_read_is_refused(tmp_path, cur_
         list(batches)
 
 
+def test_parquet_rows_are_numbered_across_row_groups_of_uneven_size(tmp_path, cur_sample,
+                                                                     monkeypatch):
+    """One batch iterator per row group: every row once, in file order, numbered from the
+    first data row, batches never spanning two row groups."""
+    header, rows = _cur_rows(cur_sample)
+    table = pa.table({name: [r[i] for r in rows[:380]] for i, name in enumerate(header)})
+    path = tmp_path / "cur.parquet"
+    with pq.ParquetWriter(path, table.schema) as writer:
+        for start, size in ((0, 250), (250, 30), (280, 100)):  # row groups of 250, 30, 100
+            writer.write_table(table.slice(start, size))
+    assert pq.ParquetFile(path).metadata.num_row_groups == 3
+    monkeypatch.setattr(files, "PARQUET_BATCH_ROWS", 100)
+    read = list(files.read_parquet(_planned(path), CATALOG))
+    assert [(row, batch.num_rows) for row, batch in read] == [
+        (1, 100), (101, 100), (201, 50), (251, 30), (281, 100)]
+    got = pa.Table.from_batches([batch for _, batch in read])
+    assert got.column(header[0]).to_pylist() == table.column(header[0]).to_pylist()
+
+
 def test_an_unchanged_gzip_file_reads_and_verifies(tmp_path, cur_sample):
     """The check reads what the reader left unread (a gzip trailer) and passes."""
     import gzip

@@ -511,13 +511,25 @@ def add_inspected(plan: Plan, uris: list[str], request: PlanRequest) -> Plan:
 
 def read_parquet(source: SourceFile,
                  catalog: SourceCatalog) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """Yield (first data-row number, batch) for a Parquet file, streaming row groups."""
+    """Yield (first data-row number, batch) for a Parquet file, streaming row groups.
+
+    One batch iterator per row group: a single iterator over the whole file kept memory it
+    had used for the row groups behind it (5M nested GCP rows: +250 MB by the end of the
+    file, read on its own), one per row group stays flat at the same speed.
+    """
     row = 1
     try:
         with open_verified(source, catalog, seekable=True) as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=PARQUET_BATCH_ROWS):
-                yield row, batch
-                row += batch.num_rows
+            try:
+                parquet = pq.ParquetFile(f)
+                for group in range(parquet.metadata.num_row_groups):
+                    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS,
+                                                      row_groups=[group]):
+                        yield row, batch
+                        row += batch.num_rows
+            except (pa.ArrowInvalid, OSError, EOFError):
+                f.verify()  # bytes rewritten under the reader: say so, not "corrupt"
+                raise
             f.verify()
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
         raise SourceError(
