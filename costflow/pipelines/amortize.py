@@ -25,6 +25,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from costflow.pipelines.staging import rewrite_staged
 from costflow.text import exact
+from costflow.transforms import parquet_batches
 from costflow.transforms.commitment_amortization import (
     COLUMNS,
     Allocation,
@@ -51,7 +52,7 @@ def amortize_staged(row_files: list[str], pool_files: list[str]) -> Amortized:
     totals = PoolTotals()
     for path in pool_files:
         with FileSystems.open(path) as handle:
-            for batch in pq.ParquetFile(handle).iter_batches(columns=list(COLUMNS)):
+            for batch in parquet_batches.batches(pq.ParquetFile(handle), columns=list(COLUMNS)):
                 totals.add(pa.Table.from_batches([batch]))
     warnings = [f"commitment fee {exact(fee)} of slice {slice_label(key)} "
                 f"(pool {key[-1]}) found no covered usage in the billing period: it stays on "

@@ -26,6 +26,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from costflow.pipelines.elements import FileCounts, NormalizedBatch, StagedPart
 from costflow.reconcile import merge_all
+from costflow.transforms import parquet_batches
 from costflow.transforms.commitment_amortization import POOL
 from costflow.transforms.duplicates import KEY_HASH_COLUMN, KEY_TEXT_COLUMN
 from costflow.transforms.finalize import DEAD_LETTER_SCHEMA, ROW_SCHEMA
@@ -65,7 +66,7 @@ def rewrite_staged(path: str, suffix: str, change: Callable[[pa.Table], pa.Table
         schema = source.schema_arrow
         with FileSystems.create(target) as sink, pq.ParquetWriter(
                 sink, schema, **PARQUET_OPTIONS) as writer:
-            for batch in source.iter_batches():
+            for batch in parquet_batches.batches(source):
                 writer.write_table(change(pa.Table.from_batches([batch], schema)))
     FileSystems.delete([path])
     return target

@@ -43,6 +43,7 @@ from costflow.quality.expectations import (
 from costflow.reconcile import SliceKey
 from costflow.schemas.focus import COST_LINE_ITEMS, PERIOD_PAIRS, SLICE_KEY
 from costflow.schemas.render import arrow_schema
+from costflow.transforms import parquet_batches
 
 LOG = logging.getLogger("costflow.quality")
 CHUNK_ROWS = 100_000  # bounds the gate's memory (~+210 MB); GX sees only distinct combinations
@@ -169,7 +170,7 @@ class QualityGate:
                 parquet = pq.ParquetFile(handle, read_dictionary=[
                     c for c in read if c in stored.names and pa.types.is_string(
                         ROW_SCHEMA.field(c).type)])
-                for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=read):
+                for batch in parquet_batches.batches(parquet, batch_size=CHUNK_ROWS, columns=read):
                     pending.append(batch)
                     rows += batch.num_rows
                     if rows >= CHUNK_ROWS:
