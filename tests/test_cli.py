@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,9 @@ COSTFLOW = Path(sys.executable).with_name("costflow")
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "COSTFLOW_WAREHOUSE"}
+    # Output buffered as a user's shell buffers it (some machines export PYTHONUNBUFFERED).
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("COSTFLOW_WAREHOUSE", "PYTHONUNBUFFERED")}
     return subprocess.run([str(COSTFLOW), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
@@ -106,3 +109,44 @@ def test_demo_for_other_providers_reconciles_every_slice(tmp_path, monkeypatch, 
     assert all(s["difference"] == "0" and s["reconciled"] for s in slices)
     assert len({s["billing_period_start"][:7] for s in slices}) == 2  # both generated months
     assert {s["provider"] for s in slices} == {provider}
+
+
+def test_a_finished_ingest_exits_with_its_whole_report_written(tmp_path):
+    """`console` leaves with os._exit: the JSON report must still be whole on a pipe (a sync
+    reads its children's reports this way) and the exit status the command's."""
+    from costflow.providers.gcp.samples import billing as gs
+
+    gs.write_jsonl(gs.fixture_rows(), tmp_path / "export.json")
+    done = _run("ingest", "--provider", "gcp", "--source", "export.json", "--warehouse",
+                "duckdb:///w.duckdb", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] == "succeeded"
+    assert report["totals"]["rows_loaded"] == 16
+    assert "done, 16 rows" in done.stderr  # the progress log is flushed too
+
+
+def test_console_runs_exit_handlers_and_threads_then_skips_the_teardown(tmp_path):
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import atexit, sys, threading, time\n"
+        "import costflow.cli as cli\n"
+        "class Teardown:\n"
+        "    def __del__(self):\n"
+        "        print('teardown ran', flush=True)\n"
+        "KEPT = Teardown()\n"
+        "atexit.register(lambda: print('exit handler ran'))\n"
+        "def late():\n"
+        "    time.sleep(0.3)\n"
+        "    print('thread finished')\n"
+        "def main(argv=None):\n"
+        "    threading.Thread(target=late).start()\n"
+        "    print('answer')\n"
+        "    return 7\n"
+        "cli.main = main\n"
+        "cli.console()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 7
+    assert done.stdout.splitlines() == ["answer", "thread finished", "exit handler ran"]
