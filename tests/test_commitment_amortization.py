@@ -23,9 +23,8 @@ from costflow.transforms.commitment_amortization import (
     COLUMNS,
     AmortizationError,
     PoolTotals,
-    decimals_of,
-    units_of,
 )
+from costflow.transforms.decimal_units import decimals_of, units_of
 from costflow.transforms.finalize import ROW_SCHEMA
 from tests.warehouse_rows import cost_row
 

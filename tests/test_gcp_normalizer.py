@@ -8,6 +8,7 @@ import json
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from costflow.providers import CATALOG
@@ -180,3 +181,24 @@ def test_typed_timestamps_give_the_instants_their_text_gives() -> None:
     assert [(e.column, e.mask.to_pylist()) for e in refused] == [
         ("usage_start_time", [True, False, False, False, False, False])]
     assert "microsecond" in refused[0].reason
+
+
+def test_tags_and_ancestors_built_once_per_distinct_row_match_every_row(tmp_path) -> None:
+    """The bulk export repeats a resource's labels and a project's ancestry on many rows;
+    building the JSON once per distinct combination must give each row what it would alone."""
+    import pyarrow.parquet as pq
+
+    from costflow.providers.gcp import billing
+    from costflow.providers.gcp.samples import bulk
+
+    bulk.write_parquet(tmp_path / "export.parquet", 6000, seed=11)
+    (batch,) = pq.read_table(tmp_path / "export.parquet").to_batches(max_chunksize=6000)
+    work = billing._Work(batch)
+    lists = [work.col("labels"), work.col("system_labels"), work.col("tags"),
+             work.col("project", "labels")]
+    tags = billing._tags(work)
+    assert tags.equals(billing._merged_tags(lists))
+    ancestors = billing._ancestors(work)
+    assert ancestors.equals(billing._ancestors_json([work.col("project", "ancestors")]))
+    assert 1 < len(pc.unique(tags)) < 1000  # repeats, so the distinct path ran
+    assert 1 < len(pc.unique(ancestors)) < 1000

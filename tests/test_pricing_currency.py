@@ -106,3 +106,48 @@ def test_gcp_rows_in_eur_are_priced_in_usd_through_the_whole_normalizer(tmp_path
     for row in usd:
         assert (row["PricingCurrency"], row[RATE]) == ("USD", Decimal(1))
         assert row["PricingCurrencyEffectiveCost"] == row["EffectiveCost"]
+
+
+def test_division_is_exact_half_even_at_the_18th_place_against_decimal():
+    """`divide_half_even` against Python's Decimal at ample precision, ties included."""
+    import random
+    from decimal import ROUND_HALF_EVEN, localcontext
+
+    import numpy as np
+
+    from costflow.transforms.decimal_units import divide_half_even
+
+    rng = random.Random(7)
+    pairs = [(rng.randrange(-10 ** 30, 10 ** 30), rng.choice([1, -1]) * rng.randrange(1, 10 ** 21))
+             for _ in range(3000)]
+    pairs += [(5, 10 ** 19), (15, 10 ** 19), (-5, 10 ** 19), (-25, 10 ** 19),  # exact ties
+              (1, 3 * 10 ** 18), (-1, 3 * 10 ** 18), (10 ** 18, 4 * 10 ** 36)]
+    quotients = divide_half_even(np.array([a for a, _ in pairs], dtype=object),
+                                 np.array([b for _, b in pairs], dtype=object))
+    with localcontext() as ctx:
+        ctx.prec = 200
+        expected = [(Decimal(a) * 10 ** 18 / Decimal(b)).quantize(Decimal(1),
+                                                                 rounding=ROUND_HALF_EVEN)
+                    for a, b in pairs]
+    assert [int(q) for q in quotients] == [int(e) for e in expected]
+    assert [int(q) for q in quotients[-7:-3]] == [0, 2, 0, -2]  # ties go to the even unit
+
+
+def test_a_conversion_decimal_cannot_hold_is_refused_by_name():
+    with pytest.raises(ValueError, match="at the pricing-to-billing rate 1E-18 gives a value"):
+        complete_pricing_currency(_table([
+            {"BillingCurrency": "EUR", "PricingCurrency": "USD", RATE: Decimal("1e-18"),
+             "EffectiveCost": Decimal("12345678901234567890")}]))
+
+
+def test_repeated_unit_prices_convert_like_single_ones():
+    """Thousands of rows sharing a few (price, rate) pairs: each converted as if alone."""
+    rates = [Decimal("0.921834"), Decimal("1.0873"), Decimal("156.2334")]
+    rows = [{"BillingCurrency": "EUR", "PricingCurrency": "USD", RATE: rates[i % 3],
+             "EffectiveCost": (Decimal(i) / 7).quantize(Decimal("1e-18")) if i % 5 else None,
+             "ListUnitPrice": Decimal("0.0464") + i % 2} for i in range(2000)]
+    out = complete_pricing_currency(_table(rows)).to_pylist()
+    for row, got in zip(rows, out, strict=True):
+        alone = complete_pricing_currency(_table([row])).to_pylist()[0]
+        assert got["PricingCurrencyListUnitPrice"] == alone["PricingCurrencyListUnitPrice"]
+        assert got["PricingCurrencyEffectiveCost"] == alone["PricingCurrencyEffectiveCost"]

@@ -47,6 +47,7 @@ from costflow.reconcile import SliceKey
 from costflow.schemas.columns import DECIMAL_PRECISION, DECIMAL_SCALE
 from costflow.schemas.focus import SLICE_KEY
 from costflow.transforms.arrow_ops import DECIMAL, fill_false
+from costflow.transforms.decimal_units import LIMIT, decimals_of, units_of
 from costflow.transforms.pricing_currency import complete_pricing_currency
 
 POOL = "x_CommitmentPool"
@@ -55,8 +56,6 @@ ROW_ID = ("x_SourceUri", "x_SourceRowNumber")
 # What pass 1 reads of a staged file.
 COLUMNS = (*SLICE_KEY, POOL, "ChargeCategory", "EffectiveCost", WEIGHT, *ROW_ID)
 _SEP = "\x1f"  # joins key parts; it cannot occur in account ids, pools or URIs
-_WORD = 1 << 64
-_LIMIT = 10 ** DECIMAL_PRECISION  # units: DECIMAL(38, 18) holds |value| < 1e20
 _EXACT = Context(prec=2 * DECIMAL_PRECISION + 10)
 _ZERO = pa.scalar(Decimal(0), DECIMAL)
 
@@ -75,24 +74,6 @@ def _amount(units: int) -> Decimal:
 
 def _whole(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-
-
-def units_of(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """DECIMAL values as Python integers of 1e-18 (a numpy object array; nulls are 0)."""
-    values = _whole(pc.cast(values, DECIMAL))
-    words = np.frombuffer(values.buffers()[1], dtype="<u8")[
-        2 * values.offset:2 * (values.offset + len(values))].reshape(-1, 2)
-    units = words[:, 1].view("<i8").astype(object) * _WORD + words[:, 0].astype(object)
-    return np.where(np.asarray(values.is_valid()), units, 0)
-
-
-def decimals_of(units: np.ndarray) -> pa.Array:
-    """Python integers of 1e-18, each with |units| < 1e38, as a DECIMAL array."""
-    units = np.asarray(units, dtype=object)
-    words = np.empty(2 * len(units), dtype="<u8")
-    words[0::2] = (units % _WORD).astype("<u8")   # floor division: two's complement words
-    words[1::2] = (units // _WORD).astype("<i8").view("<u8")
-    return pa.Array.from_buffers(DECIMAL, len(units), [None, pa.py_buffer(words.tobytes())])
 
 
 def _keys(table: pa.Table) -> pa.Array:
@@ -275,7 +256,7 @@ class Allocation:
         return complete_pricing_currency(table, recompute=pa.array(touched))
 
     def _refuse_overflow(self, table: pa.Table, covered: np.ndarray, new: np.ndarray) -> None:
-        large = np.flatnonzero(covered)[(np.abs(new[covered]) >= _LIMIT).astype(bool)]
+        large = np.flatnonzero(covered)[(np.abs(new[covered]) >= LIMIT).astype(bool)]
         if len(large):
             i = int(large[0])
             row = table.slice(i, 1).select(list(ROW_ID)).to_pylist()[0]

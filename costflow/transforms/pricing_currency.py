@@ -16,19 +16,21 @@ once, after every normalizer and again after commitment amortization has moved E
 * where they differ and the rate is unknown (an AWS CUR with pricing/currency set), the amounts
   stay null: never guessed.
 
-Per-row Python Decimal arithmetic runs only on the converted rows; the common case (same
-currency) is columnar.
+Division runs only on the converted rows, in exact integers, once per distinct (amount, rate);
+the common case (same currency) is columnar.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import Decimal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from costflow.schemas.columns import DECIMAL_SCALE
 from costflow.transforms.arrow_ops import fill_false
+from costflow.transforms.decimal_units import LIMIT, decimals_of, divide_half_even, units_of
+from costflow.transforms.distinct_rows import once_per_distinct_row
 
 RATE = "x_PricingToBillingRate"
 # PricingCurrency column -> the billing-currency column it is the equivalent of.
@@ -37,7 +39,6 @@ AMOUNTS = {
     "PricingCurrencyListUnitPrice": "ListUnitPrice",
     "PricingCurrencyContractedUnitPrice": "ContractedUnitPrice",
 }
-_QUANTUM = Decimal(1).scaleb(-DECIMAL_SCALE)
 
 
 def complete_pricing_currency(table: pa.Table, recompute: pa.Array | None = None) -> pa.Table:
@@ -72,22 +73,30 @@ def _convert(amount: pa.ChunkedArray, rate: pa.ChunkedArray, same: pa.ChunkedArr
              derived: pa.ChunkedArray) -> pa.Array:
     """``derived`` with amount / rate filled on the rows whose currencies differ.
 
-    Only those rows go through Python's Decimal (an EUR account's rows in a GCP export); the
-    rest of the column is untouched Arrow data.
+    Only those rows are divided, exactly in integers of 1e-18 (`decimal_units`), once per
+    distinct (amount, rate) pair: a SKU's unit price under the day's rate repeats on every row.
     """
     todo = fill_false(pc.and_(pc.and_(pc.invert(same), pc.is_valid(amount)),
                               pc.and_(pc.is_valid(rate), pc.not_equal(rate, pa.scalar(
                                   Decimal(0), rate.type)))))
     positions = pc.indices_nonzero(todo)
-    values = pc.take(amount, positions).to_pylist()
-    rates = pc.take(rate, positions).to_pylist()
-    with localcontext() as ctx:
-        ctx.prec = 60
-        quotients = [(v / r).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
-                     for v, r in zip(values, rates, strict=True)]
+    quotients = once_per_distinct_row(
+        [pc.take(amount, positions), pc.take(rate, positions)], _divide)
     whole = derived.combine_chunks() if isinstance(derived, pa.ChunkedArray) else derived
     mask = todo.combine_chunks() if isinstance(todo, pa.ChunkedArray) else todo
-    return pc.replace_with_mask(whole, mask, pa.array(quotients, type=amount.type))
+    return pc.replace_with_mask(whole, mask, pc.cast(quotients, amount.type))
+
+
+def _divide(pair: list[pa.Array]) -> pa.Array:
+    """amount / rate, rounded half-even at the 18th place; a quotient DECIMAL(38, 18) cannot
+    hold is refused by name (a rate near 0 against a large amount)."""
+    amounts, rates = pair
+    quotients = divide_half_even(units_of(amounts), units_of(rates))
+    if len(quotients) and bool((np.abs(quotients) >= LIMIT).any()):
+        at = int(np.flatnonzero(np.abs(quotients) >= LIMIT)[0])
+        raise ValueError(f"converting {amounts[at].as_py()} at the pricing-to-billing rate "
+                         f"{rates[at].as_py()} gives a value DECIMAL(38, 18) cannot hold")
+    return decimals_of(quotients)
 
 
 def _set(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray) -> pa.Table:
