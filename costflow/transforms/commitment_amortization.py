@@ -48,6 +48,7 @@ from costflow.schemas.columns import DECIMAL_PRECISION, DECIMAL_SCALE
 from costflow.schemas.focus import SLICE_KEY
 from costflow.transforms.arrow_ops import DECIMAL, fill_false
 from costflow.transforms.decimal_units import LIMIT, decimals_of, units_of
+from costflow.transforms.distinct_rows import once_per_distinct_row
 from costflow.transforms.pricing_currency import complete_pricing_currency
 
 POOL = "x_CommitmentPool"
@@ -77,9 +78,14 @@ def _whole(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def _keys(table: pa.Table) -> pa.Array:
-    """One text per row naming its (slice, pool)."""
-    parts = [pc.cast(table.column(c), pa.string()) for c in (*SLICE_KEY, POOL)]
-    return _whole(pc.binary_join_element_wise(*parts, _SEP))
+    """One text per row naming its (slice, pool); written once per distinct key (a pool's
+    rows share it, and writing a timestamp as text is the costly part)."""
+    return once_per_distinct_row([table.column(c) for c in (*SLICE_KEY, POOL)], _key_text)
+
+
+def _key_text(columns: list[pa.Array]) -> pa.Array:
+    return _whole(pc.binary_join_element_wise(*(pc.cast(c, pa.string()) for c in columns),
+                                              _SEP))
 
 
 def _is(table: pa.Table, category: str) -> np.ndarray:

@@ -28,6 +28,8 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from costflow.transforms.arrow_ops import on_distinct
+
 S = pa.string()
 _KV = pa.list_(pa.struct([("key", S), ("value", S)]))
 
@@ -162,15 +164,21 @@ def _leaf_text(values: pa.Array, path: str) -> pa.Array:
         return pc.cast(values, S)
     if pa.types.is_null(values.type):
         return pa.nulls(len(values), S)
+    # Numbers repeat (a rate, a unit price, a tier on thousands of rows): each distinct value
+    # is written once.
     if pa.types.is_decimal(values.type):
-        return decimal_text(values)
-    if (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)
-            or pa.types.is_boolean(values.type)
-            or pa.types.is_timestamp(values.type)):
+        return on_distinct(values, decimal_text)
+    if pa.types.is_floating(values.type) or pa.types.is_integer(values.type):
         # Floats: the shortest round-trip text (the text BigQuery's JSON export holds).
+        return on_distinct(values, _as_text)
+    if pa.types.is_boolean(values.type) or pa.types.is_timestamp(values.type):
         # Timestamps: "YYYY-MM-DD HH:MM:SS.ffffffZ" in UTC.
         return pc.cast(values, S)
     raise NestingError(path, values.type, S)
+
+
+def _as_text(values: pa.Array) -> pa.Array:
+    return pc.cast(values, S)
 
 
 def conform_array(values: pa.Array, target: pa.DataType, path: str) -> pa.Array:
