@@ -283,3 +283,29 @@ def test_a_huge_exponent_is_too_large_not_a_wrapped_around_number() -> None:
     values, rounded, errors = ops.parse_quantity(_strings("1e30"), "Quantity")
     assert values.to_pylist() == [None] and rounded.to_pylist() == [False]
     assert [e.reason for e in errors] == [ops.REASON_TOO_LARGE]
+
+
+def _errors(errors: list) -> list[tuple[str, str, list]]:
+    return [(e.column, e.reason, e.mask.to_pylist()) for e in errors]
+
+
+def test_repeated_texts_parse_once_with_the_same_values_and_row_errors():
+    """A column of few distinct texts is parsed per distinct text (`_per_distinct_text`); its
+    values and its row errors (masks aligned with the rows) are those of a row-by-row parse."""
+    texts = ["0.25", "abc", None, "", "1e30", "4.97E-9", "1.0E-19", "0.25", "12e-3"] * 100
+    column = pa.array(texts)
+    values, errors = ops.parse_decimal(column, "cost")
+    direct_values, direct_errors = ops._parse_decimal(column, "cost")
+    assert values.equals(direct_values)
+    assert _errors(errors) == _errors(direct_errors)
+    assert {reason for _, reason, _ in _errors(errors)} >= {ops.REASON_TOO_LARGE}
+    rows = [i for i, bad in enumerate(_errors(errors)[0][2]) if bad]
+    assert rows[:2] == [texts.index(texts[rows[0]]), texts.index(texts[rows[0]]) + 9]
+
+    stamps = pa.array(["2026-10-01T00:00:00Z", "not a time", None, "2026-10-01T01:00:00+01:00",
+                       "2026-10-01T00:00:00"] * 100)
+    parsed, stamp_errors = ops.parse_timestamp(stamps, "usage_start")
+    direct, direct_stamp_errors = ops._parse_timestamp(stamps, "usage_start")
+    assert parsed.equals(direct) and parsed[3].as_py() == parsed[0].as_py()
+    assert _errors(stamp_errors) == _errors(direct_stamp_errors)
+    assert sum(_errors(stamp_errors)[0][2]) == 200  # "not a time" and the zoneless one

@@ -180,6 +180,10 @@ def parse_decimal(arr: pa.Array, column_name: str) -> tuple[pa.Array, list[RowEr
     """
     if arr.null_count == len(arr):
         return pa.nulls(len(arr), DECIMAL), []
+    return _per_distinct_text(arr, lambda texts: _parse_decimal(texts, column_name))
+
+
+def _parse_decimal(arr: pa.Array, column_name: str) -> tuple[pa.Array, list[RowError]]:
     errors: list[RowError] = []
     try:
         values = pc.cast(arr, DECIMAL)
@@ -269,11 +273,33 @@ def parse_timestamp(arr: pa.Array, column_name: str) -> tuple[pa.Array, list[Row
     """
     if arr.null_count == len(arr):
         return pa.nulls(len(arr), TIMESTAMP), []
+    return _per_distinct_text(arr, lambda texts: _parse_timestamp(texts, column_name))
+
+
+def _parse_timestamp(arr: pa.Array, column_name: str) -> tuple[pa.Array, list[RowError]]:
     try:
         return pc.cast(arr, TIMESTAMP), []
     except pa.ArrowInvalid:
         return _parse_slowly(arr, TIMESTAMP, column_name, lambda _text: 0,
                              (REASON_NOT_A_TIMESTAMP,))
+
+
+def _per_distinct_text(arr: pa.Array, parse: Callable[[pa.Array], tuple[pa.Array, list[RowError]]],
+                       ) -> tuple[pa.Array, list[RowError]]:
+    """``parse(arr)`` (values and row errors), computed once per distinct text when texts
+    repeat: an hour's start on every row of that hour, a rate or a unit price on thousands.
+    Mostly distinct texts are parsed directly."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if len(arr) < _DISTINCT_MIN_ROWS:
+        return parse(arr)
+    encoded = pc.dictionary_encode(arr)
+    if len(encoded.dictionary) * 2 > len(arr):
+        return parse(arr)
+    values, errors = parse(encoded.dictionary)
+    return pc.take(values, encoded.indices), [
+        RowError(mask=fill_false(pc.take(e.mask, encoded.indices)), column=e.column,
+                 reason=e.reason) for e in errors]
 
 
 def _checked_decimal(wide: pa.Array, column_name: str) -> tuple[pa.Array, list[RowError]]:
