@@ -63,22 +63,24 @@ def complete_pricing_currency(table: pa.Table, recompute: pa.Array | None = None
             current = pc.if_else(recompute, pa.scalar(None, current.type), current)
         amount = table.column(source)
         derived = pc.if_else(same, amount, pa.scalar(None, amount.type))
-        if pc.any(fill_false(pc.and_(converted, pc.is_valid(amount)))).as_py():
-            derived = _convert(amount, rate, same, derived)
+        # Only rows without a value need one (after amortization: the rows it moved).
+        wanted = fill_false(pc.and_(pc.and_(converted, pc.is_valid(amount)),
+                                    pc.is_null(current)))
+        if pc.any(wanted).as_py():
+            derived = _convert(amount, rate, wanted, derived)
         table = _set(table, target, pc.coalesce(current, derived))
     return table
 
 
-def _convert(amount: pa.ChunkedArray, rate: pa.ChunkedArray, same: pa.ChunkedArray,
+def _convert(amount: pa.ChunkedArray, rate: pa.ChunkedArray, wanted: pa.ChunkedArray,
              derived: pa.ChunkedArray) -> pa.Array:
-    """``derived`` with amount / rate filled on the rows whose currencies differ.
+    """``derived`` with amount / rate filled on the ``wanted`` rows (currencies differ, an
+    amount and a rate known, no value yet).
 
     Only those rows are divided, exactly in integers of 1e-18 (`decimal_units`), once per
     distinct (amount, rate) pair: a SKU's unit price under the day's rate repeats on every row.
     """
-    todo = fill_false(pc.and_(pc.and_(pc.invert(same), pc.is_valid(amount)),
-                              pc.and_(pc.is_valid(rate), pc.not_equal(rate, pa.scalar(
-                                  Decimal(0), rate.type)))))
+    todo = fill_false(pc.and_(wanted, pc.not_equal(rate, pa.scalar(Decimal(0), rate.type))))
     positions = pc.indices_nonzero(todo)
     quotients = once_per_distinct_row(
         [pc.take(amount, positions), pc.take(rate, positions)], _divide)
