@@ -289,12 +289,8 @@ def _per_distinct_text(arr: pa.Array, parse: Callable[[pa.Array], tuple[pa.Array
     """``parse(arr)`` (values and row errors), computed once per distinct text when texts
     repeat: an hour's start on every row of that hour, a rate or a unit price on thousands.
     Mostly distinct texts are parsed directly."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if len(arr) < _DISTINCT_MIN_ROWS:
-        return parse(arr)
-    encoded = pc.dictionary_encode(arr)
-    if len(encoded.dictionary) * 2 > len(arr):
+    arr, encoded = _encoded_if_repeating(arr)
+    if encoded is None:
         return parse(arr)
     values, errors = parse(encoded.dictionary)
     return pc.take(values, encoded.indices), [
@@ -363,14 +359,22 @@ def on_distinct(arr: pa.Array, elementwise: Callable[[pa.Array], pa.Array]) -> p
     on the few distinct values, ~30x faster on a GCP batch. ``elementwise`` must map each
     value on its own, null to null. Mostly distinct values are computed directly.
     """
+    arr, encoded = _encoded_if_repeating(arr)
+    if encoded is None:
+        return elementwise(arr)
+    return pc.take(elementwise(encoded.dictionary), encoded.indices)
+
+
+def _encoded_if_repeating(arr: pa.Array | pa.ChunkedArray,
+                          ) -> tuple[pa.Array, pa.DictionaryArray | None]:
+    """``arr`` in one piece, and its dictionary encoding when values repeat enough for work
+    on the distinct values to pay (at most half as many as rows); else None."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if len(arr) < _DISTINCT_MIN_ROWS:
-        return elementwise(arr)
+        return arr, None
     encoded = pc.dictionary_encode(arr)
-    if len(encoded.dictionary) * 2 > len(arr):
-        return elementwise(arr)
-    return pc.take(elementwise(encoded.dictionary), encoded.indices)
+    return arr, (encoded if len(encoded.dictionary) * 2 <= len(arr) else None)
 
 
 _DISTINCT_MIN_ROWS = 256
