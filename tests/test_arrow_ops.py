@@ -309,3 +309,19 @@ def test_repeated_texts_parse_once_with_the_same_values_and_row_errors():
     assert parsed.equals(direct) and parsed[3].as_py() == parsed[0].as_py()
     assert _errors(stamp_errors) == _errors(direct_stamp_errors)
     assert sum(_errors(stamp_errors)[0][2]) == 200  # "not a time" and the zoneless one
+
+
+def test_repeated_quantities_parse_as_each_text_would_alone():
+    texts = ["1.1574074074074073e-05", "2", None, "", "abc", "1e30", "0.5", "2"] * 100
+    values, rounded, errors = ops.parse_quantity(pa.array(texts), "usage")
+    alone = [ops.parse_quantity(pa.array([t], pa.string()), "usage") for t in texts[:8]]
+    assert values.to_pylist() == [a[0][0].as_py() for a in alone] * 100
+    assert rounded.to_pylist() == [a[1][0].as_py() for a in alone] * 100
+    failing = {i for e in errors for i, bad in enumerate(e.mask.to_pylist()) if bad}
+    assert failing == {i for i, t in enumerate(texts) if t in ("abc", "1e30")}
+
+
+def test_a_quantity_column_of_only_empty_texts_is_null_not_a_crash():
+    values, rounded, errors = ops.parse_quantity(pa.array(["", None, ""]), "usage")
+    assert values.to_pylist() == [None, None, None]
+    assert rounded.to_pylist() == [False, False, False] and errors == []

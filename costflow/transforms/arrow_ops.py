@@ -240,7 +240,8 @@ def parse_quantity(arr: pa.Array, column_name: str,
     if arr.null_count == len(arr):
         return pa.nulls(len(arr), DECIMAL), nothing_rounded, []
     try:
-        values, errors = _refuse_wrapped_exponents(arr, pc.cast(arr, DECIMAL), [], column_name)
+        values, errors = _per_distinct_text(arr, lambda texts: _refuse_wrapped_exponents(
+            texts, pc.cast(texts, DECIMAL), [], column_name))
         return values, nothing_rounded, errors
     except pa.ArrowInvalid:
         pass
@@ -257,7 +258,7 @@ def parse_quantity(arr: pa.Array, column_name: str,
         rounded.append(fixed != text)
     values, errors = parse_decimal(pc.take(pa.array(texts, STRING), encoded.indices),
                                    column_name)
-    return values, fill_false(pc.take(pa.array(rounded), encoded.indices)), errors
+    return values, fill_false(pc.take(pa.array(rounded, pa.bool_()), encoded.indices)), errors
 
 
 def parse_timestamp(arr: pa.Array, column_name: str) -> tuple[pa.Array, list[RowError]]:

@@ -57,6 +57,7 @@ from costflow.transforms.arrow_ops import (
     json_array_of_flags,
     map_values,
     null_where,
+    on_distinct,
     parse_decimal,
     parse_quantity,
     parse_timestamp,
@@ -224,7 +225,7 @@ class _Work:
         # deliveries write them without a zone ("2023-06-01 00:00:00"): those are read as UTC
         # and the row flagged <FOCUS column>:zoneless_utc. Anything else without a zone (a date
         # alone, "06/01/2023 12:00 AM") is still refused by parse_timestamp.
-        zoneless = fill_false(pc.match_substring_regex(text, _ZONELESS_ISO))
+        zoneless = fill_false(on_distinct(text, _zoneless))  # an hour's rows share a text
         if any_true(zoneless):
             text = pc.if_else(zoneless, pc.binary_join_element_wise(text, "Z", ""), text)
             self.flag(f"{column}:zoneless_utc", zoneless)
@@ -467,6 +468,12 @@ def _commitments(w: _Work, billed: pa.Array, usage_amount: pa.Array) -> dict[str
 
 # An ISO 8601 date and time of day without a zone designator.
 _ZONELESS_ISO = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$"
+
+
+def _zoneless(texts: pa.Array) -> pa.Array:
+    return pc.match_substring_regex(texts, _ZONELESS_ISO)
+
+
 REGION_NAMES = read_lookup(Path(__file__).with_name("mappings") / "aws_regions.csv",
                            "region_code", "region_name")
 
