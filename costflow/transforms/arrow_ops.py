@@ -366,12 +366,16 @@ def on_distinct(arr: pa.Array, elementwise: Callable[[pa.Array], pa.Array]) -> p
     return pc.take(elementwise(encoded.dictionary), encoded.indices)
 
 
+def whole(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``values`` as one contiguous array (a chunked column's chunks combined)."""
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
 def _encoded_if_repeating(arr: pa.Array | pa.ChunkedArray,
                           ) -> tuple[pa.Array, pa.DictionaryArray | None]:
     """``arr`` in one piece, and its dictionary encoding when values repeat enough for work
     on the distinct values to pay (at most half as many as rows); else None."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+    arr = whole(arr)
     if len(arr) < _DISTINCT_MIN_ROWS:
         return arr, None
     encoded = pc.dictionary_encode(arr)

@@ -46,7 +46,7 @@ from costflow.errors import CostflowError
 from costflow.reconcile import SliceKey
 from costflow.schemas.columns import DECIMAL_PRECISION, DECIMAL_SCALE
 from costflow.schemas.focus import SLICE_KEY
-from costflow.transforms.arrow_ops import DECIMAL, fill_false
+from costflow.transforms.arrow_ops import DECIMAL, fill_false, whole
 from costflow.transforms.decimal_units import LIMIT, decimals_of, units_of
 from costflow.transforms.distinct_rows import once_per_distinct_row
 from costflow.transforms.pricing_currency import complete_pricing_currency
@@ -73,9 +73,6 @@ def _amount(units: int) -> Decimal:
     return Decimal(units).scaleb(-DECIMAL_SCALE, context=_EXACT)
 
 
-def _whole(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-
 
 def _keys(table: pa.Table) -> pa.Array:
     """One text per row naming its (slice, pool); written once per distinct key (a pool's
@@ -84,18 +81,18 @@ def _keys(table: pa.Table) -> pa.Array:
 
 
 def _key_text(columns: list[pa.Array]) -> pa.Array:
-    return _whole(pc.binary_join_element_wise(*(pc.cast(c, pa.string()) for c in columns),
+    return whole(pc.binary_join_element_wise(*(pc.cast(c, pa.string()) for c in columns),
                                               _SEP))
 
 
 def _is(table: pa.Table, category: str) -> np.ndarray:
-    return np.asarray(_whole(fill_false(pc.equal(table.column("ChargeCategory"), category))))
+    return np.asarray(whole(fill_false(pc.equal(table.column("ChargeCategory"), category))))
 
 
 def _covered(table: pa.Table) -> np.ndarray:
     """Usage rows a commitment covered (weight > 0): the rows a fee is spread over."""
     return _is(table, "Usage") & np.asarray(
-        _whole(fill_false(pc.greater(table.column(WEIGHT), _ZERO))))
+        whole(fill_false(pc.greater(table.column(WEIGHT), _ZERO))))
 
 
 @dataclass
@@ -155,7 +152,7 @@ class PoolTotals:
         if covered.any():
             rows = table.filter(pa.array(covered))
             self._weights.append((number[covered].astype(np.int32),
-                                  _whole(rows.column(WEIGHT))))
+                                  whole(rows.column(WEIGHT))))
             self._anchors(rows, number[covered], weights)
 
     def _anchors(self, rows: pa.Table, number: np.ndarray, weights: np.ndarray) -> None:
@@ -253,7 +250,7 @@ class Allocation:
         np.add.at(self._before, number[touched], effective[touched])
         np.add.at(self._after, number[touched], new[touched])
         position = table.schema.get_field_index("EffectiveCost")
-        column = pc.replace_with_mask(_whole(table.column(position)), pa.array(touched),
+        column = pc.replace_with_mask(whole(table.column(position)), pa.array(touched),
                                       decimals_of(new[touched]))
         table = table.set_column(position, table.schema.field(position), column)
         if "PricingCurrencyEffectiveCost" not in table.schema.names:
@@ -290,6 +287,6 @@ class Allocation:
 
 
 def _row_ids(table: pa.Table) -> pa.Array:
-    return _whole(pc.binary_join_element_wise(
+    return whole(pc.binary_join_element_wise(
         pc.cast(table.column(ROW_ID[0]), pa.string()),
         pc.cast(table.column(ROW_ID[1]), pa.string()), _SEP))

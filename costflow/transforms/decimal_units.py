@@ -16,20 +16,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from costflow.schemas.columns import DECIMAL_PRECISION, DECIMAL_SCALE
-from costflow.transforms.arrow_ops import DECIMAL
+from costflow.transforms.arrow_ops import DECIMAL, whole
 
 _WORD = 1 << 64
 ONE = 10 ** DECIMAL_SCALE  # 1 in units of 1e-18
 LIMIT = 10 ** DECIMAL_PRECISION  # DECIMAL(38, 18) holds |units| < 1e38
 
 
-def _whole(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-
 
 def units_of(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """DECIMAL values as Python integers of 1e-18 (a numpy object array; nulls are 0)."""
-    values = _whole(pc.cast(values, DECIMAL))
+    values = whole(pc.cast(values, DECIMAL))
     words = np.frombuffer(values.buffers()[1], dtype="<u8")[
         2 * values.offset:2 * (values.offset + len(values))].reshape(-1, 2)
     units = words[:, 1].view("<i8").astype(object) * _WORD + words[:, 0].astype(object)

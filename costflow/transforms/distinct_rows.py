@@ -23,11 +23,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from costflow.transforms.arrow_ops import whole
+
 _MIN_ROWS = 256  # below this the bookkeeping costs more than it saves
 
-
-def _whole(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def _compact(codes: np.ndarray) -> np.ndarray:
@@ -47,7 +46,7 @@ def _combine(parts: Sequence[np.ndarray]) -> np.ndarray:
 
 def column_codes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Per row, an int64 code equal exactly where the values are equal (nulls included)."""
-    values = _whole(values)
+    values = whole(values)
     kind = values.type
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         return _list_codes(values)
@@ -81,13 +80,13 @@ def once_per_distinct_row(columns: Sequence[pa.Array | pa.ChunkedArray],
 
     ``rowwise`` must compute each row from that row's values alone (same length out as in).
     """
-    whole = [_whole(c) for c in columns]
-    rows = len(whole[0]) if whole else 0
+    columns = [whole(c) for c in columns]
+    rows = len(columns[0]) if columns else 0
     if rows < _MIN_ROWS:
-        return rowwise(whole)
-    _, first, inverse = np.unique(row_codes(whole), return_index=True, return_inverse=True)
+        return rowwise(columns)
+    _, first, inverse = np.unique(row_codes(columns), return_index=True, return_inverse=True)
     if len(first) * 2 > rows:
-        return rowwise(whole)
+        return rowwise(columns)
     chosen = pa.array(first, pa.int64())
-    return _whole(pc.take(rowwise([c.take(chosen) for c in whole]),
-                          pa.array(inverse.reshape(-1), pa.int64())))
+    return whole(pc.take(rowwise([c.take(chosen) for c in columns]),
+                         pa.array(inverse.reshape(-1), pa.int64())))

@@ -22,7 +22,7 @@ from costflow.reconcile import ZERO, SliceKey, SliceStats
 from costflow.schemas.focus import COST_LINE_ITEMS, PERIOD_PAIRS
 from costflow.schemas.operational import DEAD_LETTERS
 from costflow.schemas.render import ARROW_TYPES, arrow_schema
-from costflow.transforms.arrow_ops import add_flags
+from costflow.transforms.arrow_ops import add_flags, whole
 from costflow.transforms.contract import BatchContext, Mapped, RowError
 from costflow.transforms.duplicates import (
     DUPLICATE_COLUMN,
@@ -82,7 +82,7 @@ def _conform(mapped: Mapped, ctx: BatchContext, n: int) -> pa.Table:
         raise ValueError(f"normalizer produced undeclared columns: {sorted(unknown)}")
     lineage = lineage_arrays(ctx, n)
     if mapped.providers is not None:  # a file of several providers: each row's own
-        lineage["x_SourceProvider"] = _dense(mapped.providers)
+        lineage["x_SourceProvider"] = whole(mapped.providers)
     arrays = []
     for field in ROW_SCHEMA:
         if field.name in lineage:
@@ -125,10 +125,10 @@ def _flag_suspect_rows(table: pa.Table, batch: pa.RecordBatch) -> pa.Table:
     flags: dict[str, pa.Array] = {}
     if DUPLICATE_COLUMN in batch.schema.names:
         flags[DUPLICATE_FLAG] = batch.column(DUPLICATE_COLUMN)
-    charge = _dense(table.column(_CHARGE_START))
-    start, end = _dense(table.column(_BILLING_START)), _dense(table.column(_BILLING_END))
+    charge = whole(table.column(_CHARGE_START))
+    start, end = whole(table.column(_BILLING_START)), whole(table.column(_BILLING_END))
     outside = pc.or_(pc.less(charge, start), pc.greater_equal(charge, end))
-    correction = pc.equal(_dense(table.column("ChargeClass")), CORRECTION)
+    correction = pc.equal(whole(table.column("ChargeClass")), CORRECTION)
     flags[OUTSIDE_BILLING_PERIOD] = pc.and_(pc.fill_null(outside, False),
                                             pc.invert(pc.fill_null(correction, False)))
     flags[NOT_ONE_MONTH] = pc.invert(pc.fill_null(_one_month(start, end), True))
@@ -136,7 +136,7 @@ def _flag_suspect_rows(table: pa.Table, batch: pa.RecordBatch) -> pa.Table:
         return table
     index = table.schema.get_field_index(FLAGS)
     return table.set_column(index, table.schema.field(index),
-                            add_flags(_dense(table.column(FLAGS)), flags))
+                            add_flags(whole(table.column(FLAGS)), flags))
 
 
 def _one_month(start: pa.Array, end: pa.Array) -> pa.Array:
@@ -149,10 +149,6 @@ def _one_month(start: pa.Array, end: pa.Array) -> pa.Array:
     same_time = pc.equal(pc.subtract(start, pc.floor_temporal(start, unit="day")),
                          pc.subtract(end, pc.floor_temporal(end, unit="day")))
     return pc.and_(pc.and_(pc.equal(months, 1), same_day), same_time)
-
-
-def _dense(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def _any(errors: list[RowError], n: int) -> pa.BooleanArray:

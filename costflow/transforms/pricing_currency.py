@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from costflow.transforms.arrow_ops import fill_false
+from costflow.transforms.arrow_ops import fill_false, whole
 from costflow.transforms.decimal_units import LIMIT, decimals_of, divide_half_even, units_of
 from costflow.transforms.distinct_rows import once_per_distinct_row
 
@@ -84,9 +84,7 @@ def _convert(amount: pa.ChunkedArray, rate: pa.ChunkedArray, wanted: pa.ChunkedA
     positions = pc.indices_nonzero(todo)
     quotients = once_per_distinct_row(
         [pc.take(amount, positions), pc.take(rate, positions)], _divide)
-    whole = derived.combine_chunks() if isinstance(derived, pa.ChunkedArray) else derived
-    mask = todo.combine_chunks() if isinstance(todo, pa.ChunkedArray) else todo
-    return pc.replace_with_mask(whole, mask, pc.cast(quotients, amount.type))
+    return pc.replace_with_mask(whole(derived), whole(todo), pc.cast(quotients, amount.type))
 
 
 def _divide(pair: list[pa.Array]) -> pa.Array:
