@@ -49,7 +49,7 @@ from costflow.schemas.focus import SLICE_KEY
 from costflow.transforms.arrow_ops import DECIMAL, fill_false, whole
 from costflow.transforms.decimal_units import LIMIT, decimals_of, units_of
 from costflow.transforms.distinct_rows import once_per_distinct_row
-from costflow.transforms.pricing_currency import complete_pricing_currency
+from costflow.transforms.pricing_currency import RATE, complete_pricing_currency
 
 POOL = "x_CommitmentPool"
 WEIGHT = "x_CommitmentCoveredCost"
@@ -72,6 +72,11 @@ class AmortizationError(CostflowError):
 def _amount(units: int) -> Decimal:
     return Decimal(units).scaleb(-DECIMAL_SCALE, context=_EXACT)
 
+
+def _row_named(table: pa.Table, i: int) -> str:
+    """Row ``i`` of staged rows as its source file and row number, for an error message."""
+    row = table.slice(i, 1).select(list(ROW_ID)).to_pylist()[0]
+    return f"{row[ROW_ID[0]]} row {row[ROW_ID[1]]}"
 
 
 def _keys(table: pa.Table) -> pa.Array:
@@ -256,15 +261,21 @@ class Allocation:
         if "PricingCurrencyEffectiveCost" not in table.schema.names:
             return table  # a partial table (unit tests of the allocation alone)
         # PricingCurrencyEffectiveCost is EffectiveCost in the pricing currency: it moves too.
-        return complete_pricing_currency(table, recompute=pa.array(touched))
+        table, too_large = complete_pricing_currency(table, recompute=pa.array(touched))
+        if too_large:  # the amortized cost over a rate near 0: the run stops
+            i = int(pc.index(too_large[0].mask, True).as_py())
+            raise AmortizationError(f"{_row_named(table, i)}: its amortized EffectiveCost "
+                                    f"({table.column('EffectiveCost')[i].as_py()}) over "
+                                    f"the pricing-to-billing rate ({table.column(RATE)[i].as_py()})"
+                                    " does not fit DECIMAL(38, 18); nothing was committed.")
+        return table
 
     def _refuse_overflow(self, table: pa.Table, covered: np.ndarray, new: np.ndarray) -> None:
         large = np.flatnonzero(covered)[(np.abs(new[covered]) >= LIMIT).astype(bool)]
         if len(large):
             i = int(large[0])
-            row = table.slice(i, 1).select(list(ROW_ID)).to_pylist()[0]
             raise AmortizationError(
-                f"{row[ROW_ID[0]]} row {row[ROW_ID[1]]}: its EffectiveCost plus its share of "
+                f"{_row_named(table, i)}: its EffectiveCost plus its share of "
                 f"the commitment fees ({_amount(new[i])}) does not fit DECIMAL(38, 18); "
                 "nothing was committed.")
 

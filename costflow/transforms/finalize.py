@@ -53,7 +53,9 @@ class Finalized:
 
 def finalize(batch: pa.RecordBatch, mapped: Mapped, ctx: BatchContext) -> Finalized:
     n = batch.num_rows
-    table = _flag_suspect_rows(complete_pricing_currency(_conform(mapped, ctx, n)), batch)
+    # A converted amount too large for the schema is a dead letter, not a failed run.
+    table, too_large = complete_pricing_currency(_conform(mapped, ctx, n))
+    table = _flag_suspect_rows(table, batch)
     line_items = None
     if KEY_HASH_COLUMN in batch.schema.names:
         line_items = pa.table({name: batch.column(name)
@@ -61,7 +63,7 @@ def finalize(batch: pa.RecordBatch, mapped: Mapped, ctx: BatchContext) -> Finali
     marks = [name for name in READER_COLUMNS if name in batch.schema.names]
     if marks:  # the reader's marks, not source columns
         batch = batch.drop_columns(marks)
-    errors = list(mapped.errors) + hard_rule_errors(table)
+    errors = list(mapped.errors) + too_large + hard_rule_errors(table)
     failed = _any(errors, n)
     good = pc.invert(failed)
     # Every row left satisfies the declared nullability, so it takes the strict schema. A
