@@ -35,13 +35,15 @@ from common import (
     HERE,
     ROOT,
     add_bar_arguments,
+    bar_relation,
+    bar_worker,
     print_table,
     render_bar,
     run_bar,
     run_measured,
-    run_statement,
     sql_literal,
     timing,
+    with_floor,
     write_result,
 )
 
@@ -115,14 +117,16 @@ def render_sql(source: Path, out: Path) -> str:
         source=sql_literal(str(source)), out=sql_literal(str(out)))
 
 
-def bench_duckdb(source: Path, workdir: Path, rows: int, billed: Decimal,
-                 threads: int) -> dict[str, Any]:
-    """The bar on ``source`` in its own process; its total checked against the truth."""
-    out = workdir / "focus_duckdb_azure.parquet"
-    run = run_bar(str(Path(__file__).resolve()), source, out, threads)
+def bench_duckdb(source: Path, workdir: Path, rows: int, billed: Decimal, threads: int,
+                 into_table: bool = False) -> dict[str, Any]:
+    """The bar on ``source`` in its own process (or its floor, ``into_table``: `common.
+    as_table_load`); its total checked against the truth."""
+    out = workdir / ("focus_duckdb_azure.duckdb" if into_table else
+                     "focus_duckdb_azure.parquet")
+    run = run_bar(str(Path(__file__).resolve()), source, out, threads, into_table=into_table)
     if run["exit_code"] != 0:
         return {"ok": False, "exact": False, "message": run["stderr"][-2000:]}
-    got, _, n = _totals(":memory:", f"read_parquet({sql_literal(str(out))})")
+    got, _, n = _totals(*bar_relation(out, into_table))
     return {"ok": True, **timing(run, rows), "rows_loaded": n, "billed_cost": str(got),
             "statement_seconds": round(json.loads(run["stdout"])["statement_seconds"], 2),
             "exact": got == billed and n == rows}
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     add_bar_arguments(parser, HERE / "out")
     args = parser.parse_args(argv)
     if args.worker:
-        run_statement(render_sql(args.source, args.out), args.threads)
+        bar_worker(render_sql(args.source, args.out), args)
         return 0
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -153,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             single["problems"].append(f"the DuckDB bar failed: {bar['message']}")
             single["exact"] = False
+        with_floor(single, bar, bench_duckdb(Path(gen["actual_file"]), workdir, rows, actual,
+                                             args.threads, into_table=True))
     pair = bench_ingest("actual+amortized", gen["root"], workdir, rows, actual,
                         Decimal(gen["amortized_total"]))
     results = [single, pair]

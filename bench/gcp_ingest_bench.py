@@ -33,13 +33,15 @@ from common import (
     HERE,
     ROOT,
     add_bar_arguments,
+    bar_relation,
+    bar_worker,
     print_table,
     render_bar,
     run_bar,
     run_measured,
-    run_statement,
     sql_literal,
     timing,
+    with_floor,
     write_result,
 )
 
@@ -137,19 +139,21 @@ def render_sql(source: Path, out: Path) -> str:
         ("types", "resource_types"))}, reader=reader, out=sql_literal(str(out)))
 
 
-def bench_duckdb(source: Path, workdir: Path, rows: int, truth: Truth,
-                 threads: int) -> dict[str, Any]:
-    """The bar on ``source`` in its own process; its totals per slice checked against truth."""
+def bench_duckdb(source: Path, workdir: Path, rows: int, truth: Truth, threads: int,
+                 into_table: bool = False) -> dict[str, Any]:
+    """The bar on ``source`` in its own process (or its floor, ``into_table``: `common.
+    as_table_load`); its totals per slice checked against truth."""
     import duckdb
 
-    out = workdir / "focus_duckdb_gcp.parquet"
-    run = run_bar(str(Path(__file__).resolve()), source, out, threads)
+    out = workdir / ("focus_duckdb_gcp.duckdb" if into_table else "focus_duckdb_gcp.parquet")
+    run = run_bar(str(Path(__file__).resolve()), source, out, threads, into_table=into_table)
     if run["exit_code"] != 0:
         return {"ok": False, "exact": False, "message": run["stderr"][-2000:]}
-    with duckdb.connect() as con:
+    database, relation = bar_relation(out, into_table)
+    with duckdb.connect(database, read_only=into_table) as con:
         found = con.execute(
             "SELECT BillingAccountId, strftime(BillingPeriodStart, '%Y%m'), SUM(BilledCost), "
-            f"COUNT(*) FROM read_parquet({sql_literal(str(out))}) GROUP BY ALL").fetchall()
+            f"COUNT(*) FROM {relation} GROUP BY ALL").fetchall()
     sums = {(a, m): Decimal(str(b)) for a, m, b, _ in found}
     statement = json.loads(run["stdout"])["statement_seconds"]
     return {"ok": True, **timing(run, rows), "statement_seconds": round(statement, 2),
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     add_bar_arguments(parser, HERE / "out")
     args = parser.parse_args(argv)
     if args.worker:
-        run_statement(render_sql(args.source, args.out), args.threads)
+        bar_worker(render_sql(args.source, args.out), args)
         return 0
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(SUFFIX))
@@ -193,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 ours["problems"].append(f"the DuckDB bar failed: {bar['message']}")
                 ours["exact"] = False
+            with_floor(ours, bar, bench_duckdb(Path(gen["path"]), workdir, args.rows,
+                                               truth_of(gen), args.threads, into_table=True))
         results.append(ours)
     print_table(results, "format")
     return write_result(workdir / "gcp_bench_result.json",

@@ -13,6 +13,9 @@ Steps:
        of RSS over the whole process tree (sampled every 50 ms), in case it spawns workers.
     3. duckdb: ``bench/cur_to_focus_duckdb.sql`` (one COPY statement, 2 threads) in a separate
        process, with costs as DECIMAL(38, 18) (exact, like ours) and as DOUBLE (for reference).
+    4. the floor: the same statement (DECIMAL) loading a table in a DuckDB database file
+       instead of writing Parquet (`common.as_table_load`): the least any ingest into the
+       DuckDB warehouse does, so its ratio is the best such an ingest can reach.
 
 Both tools' BilledCost totals are checked against the generator's exact total. Results are
 printed as a table and written to ``WORKDIR/bench_result.json``.
@@ -37,7 +40,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from common import HERE, ROOT, run_measured, timing
+from common import FLOOR_NOTE, HERE, ROOT, bar_relation, bar_worker, run_bar, run_measured, timing
 
 SQL = HERE / "cur_to_focus_duckdb.sql"
 SERVICES = ROOT / "costflow" / "providers" / "aws" / "mappings" / "aws_services.csv"
@@ -119,34 +122,26 @@ def render_sql(source: Path, out: Path, money: str) -> str:
         money=MONEY[money], tags=tags)
 
 
-def duckdb_worker(source: Path, out: Path, money: str, threads: int) -> None:
-    """Child-process body: run the one statement, print its own statement time as JSON."""
-    import duckdb
-
-    sql = render_sql(source, out, money)
-    con = duckdb.connect()
-    con.execute(f"SET threads = {int(threads)}")
-    started = time.perf_counter()
-    con.execute(sql)
-    print(json.dumps({"statement_seconds": time.perf_counter() - started}))
+def duckdb_worker(args: argparse.Namespace) -> None:
+    """Child-process body: run the one statement (or its floor), print its time as JSON."""
+    bar_worker(render_sql(args.source, args.out, args.money), args)
 
 
 def bench_duckdb(source: Path, workdir: Path, rows: int, total: Decimal, money: str,
-                 threads: int) -> dict[str, Any]:
-    """The bar: one DuckDB statement in its own process; BilledCost total checked after."""
+                 threads: int, into_table: bool = False) -> dict[str, Any]:
+    """The bar: one DuckDB statement in its own process; BilledCost total checked after.
+    ``into_table``: its floor (`common.as_table_load`), loading a DuckDB file instead."""
     import duckdb
 
-    out = workdir / f"focus_duckdb_{money}.parquet"
-    out.unlink(missing_ok=True)
-    run = run_measured([sys.executable, str(Path(__file__).resolve()), "--_duckdb-worker",
-                        "--source", str(source), "--out", str(out), "--money", money,
-                        "--threads", str(threads)])
-    name = f"duckdb 1 SQL {MONEY[money]}"
+    out = workdir / f"focus_duckdb_{money}.{'duckdb' if into_table else 'parquet'}"
+    run = run_bar(str(Path(__file__).resolve()), source, out, threads, into_table=into_table,
+                  worker_args=["--money", money])
+    name = "duckdb 1 SQL into a table" if into_table else f"duckdb 1 SQL {MONEY[money]}"
     if run["exit_code"] != 0:
         return {"tool": name, "ok": False, "message": run["stderr"][-2000:]}
-    with duckdb.connect() as con:
-        n, billed = con.execute(f"SELECT count(*), sum(BilledCost) FROM "
-                                f"read_parquet({_literal(str(out))})").fetchall()[0]
+    database, relation = bar_relation(out, into_table)
+    with duckdb.connect(database, read_only=into_table) as con:
+        n, billed = con.execute(f"SELECT count(*), sum(BilledCost) FROM {relation}").fetchall()[0]
     statement = json.loads(run["stdout"])["statement_seconds"]
     return {"tool": name, "ok": True, "rows": rows, **timing(run, rows),
             "statement_seconds": round(statement, 2), "rows_loaded": n,
@@ -163,10 +158,13 @@ def print_table(results: list[dict[str, Any]], bar: dict[str, Any] | None) -> No
             print(f"{r['tool']:<32}  not measured: {first}")
             continue
         ratio = ""
-        if bar and bar.get("ok") and r["tool"] == "costflow ingest":
+        if bar and bar.get("ok") and (r["tool"] == "costflow ingest"
+                                      or r["tool"].endswith("into a table")):
             ratio = f"{r['seconds'] / bar['seconds']:.2f}x time"
         print(f"{r['tool']:<32}{r['rows']:>10}{r['seconds']:>9.2f}{r['rows_per_s']:>10}"
               f"{r['peak_rss_mb']:>13}{str(r.get('exact')):>7}{ratio:>13}")
+    if any(r["tool"].endswith("into a table") for r in results):
+        print(FLOOR_NOTE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,9 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--money", choices=MONEY, default="decimal", help=argparse.SUPPRESS)
+    parser.add_argument("--into-table", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        duckdb_worker(args.source, args.out, args.money, args.threads)
+        duckdb_worker(args)
         return 0
 
     workdir = args.workdir.resolve()
@@ -221,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     for money in ("decimal", "double"):
         results.append(bench_duckdb(source, workdir, args.rows, total, money, args.threads))
     bar = results[-2]
+    # The floor: the bar's statement loading a DuckDB file (`common.as_table_load`).
+    results.append(bench_duckdb(source, workdir, args.rows, total, "decimal", args.threads,
+                                into_table=True))
     if results[0]["tool"] == "costflow ingest" and results[0].get("ok") and bar.get("ok"):
         results[0]["ratio_to_duckdb_decimal"] = round(results[0]["seconds"] / bar["seconds"], 2)
         results[0]["rss_ratio_to_duckdb_decimal"] = round(
