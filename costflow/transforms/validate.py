@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from costflow.schemas.focus import COST_LINE_ITEMS, PERIOD_PAIRS, SERVICE_SUBCATEGORIES
+from costflow.transforms.arrow_ops import fill_false, whole
 from costflow.transforms.contract import RowError
 
 _SUBCATEGORY_PAIRS = pa.array(
@@ -53,6 +54,5 @@ def hard_rule_errors(table: pa.Table) -> list[RowError]:
 
 
 def _dense(mask: pa.ChunkedArray | pa.Array) -> pa.BooleanArray:
-    if isinstance(mask, pa.ChunkedArray):
-        mask = mask.combine_chunks()
-    return pc.fill_null(mask, False)
+    """A RowError mask: one array, nulls False."""
+    return fill_false(whole(mask))
