@@ -23,7 +23,6 @@ ONE = 10 ** DECIMAL_SCALE  # 1 in units of 1e-18
 LIMIT = 10 ** DECIMAL_PRECISION  # DECIMAL(38, 18) holds |units| < 1e38
 
 
-
 def units_of(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """DECIMAL values as Python integers of 1e-18 (a numpy object array; nulls are 0)."""
     values = whole(pc.cast(values, DECIMAL))

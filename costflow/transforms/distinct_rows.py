@@ -28,7 +28,6 @@ from costflow.transforms.arrow_ops import whole
 _MIN_ROWS = 256  # below this the bookkeeping costs more than it saves
 
 
-
 def _compact(codes: np.ndarray) -> np.ndarray:
     """The same partition of rows, numbered 0..k-1 (keeps combined codes small)."""
     return np.asarray(pc.dictionary_encode(pa.array(codes, pa.int64())).indices,
